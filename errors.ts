@@ -1,0 +1,67 @@
+/**
+ * The one error type zns-slab throws on purpose. `code` is a stable string: match on it,
+ * never on `message`, which may change wording between releases.
+ */
+export const ErrorCode = {
+  /** An argument has the wrong type or is out of its documented range. */
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  /** A handle that was never valid: wrong type, wrong version bits, unknown slab, bad slot or class. */
+  INVALID_HANDLE: 'ERR_INVALID_HANDLE',
+  /** A handle that was valid once: its object was freed, or its epoch closed and the slab was reused. */
+  STALE_HANDLE: 'ERR_STALE_HANDLE',
+  /** The epoch does not exist (never created by this store). */
+  UNKNOWN_EPOCH: 'ERR_UNKNOWN_EPOCH',
+  /** Allocation into, or closing of, an epoch that is CLOSING or CLOSED. */
+  EPOCH_CLOSED: 'ERR_EPOCH_CLOSED',
+  /** The object is larger than the largest size class the device geometry allows. */
+  OBJECT_TOO_LARGE: 'ERR_OBJECT_TOO_LARGE',
+  /** Bytes read back do not match their checksum; they are never returned. */
+  CHECKSUM: 'ERR_CHECKSUM',
+  /** A write not at the zone's write pointer, or past its capacity, or across zones. */
+  ZONE_WRITE_POINTER: 'ERR_ZONE_WRITE_POINTER',
+  /** A read at or beyond the zone's write pointer (there are no bytes there). */
+  ZONE_READ_BEYOND_WRITE_POINTER: 'ERR_ZONE_READ_BEYOND_WRITE_POINTER',
+  /** A zone operation not allowed in the zone's condition (e.g. write to a FULL or OFFLINE zone). */
+  ZONE_CONDITION: 'ERR_ZONE_CONDITION',
+  /** Opening or writing one more zone would exceed the device's open-zone limit. */
+  ZONE_OPEN_LIMIT: 'ERR_ZONE_OPEN_LIMIT',
+  /** Activating one more zone would exceed the device's active-zone limit. */
+  ZONE_ACTIVE_LIMIT: 'ERR_ZONE_ACTIVE_LIMIT',
+  /** Offset or length not a multiple of the device's logical block size. */
+  UNALIGNED_IO: 'ERR_UNALIGNED_IO',
+  /** No empty zone is left for new data. */
+  DEVICE_FULL: 'ERR_DEVICE_FULL',
+  /** A device-level I/O failure (EIO and friends) that is not one of the above. */
+  DEVICE_IO: 'ERR_DEVICE_IO',
+  /** The store's catalog was made for a device of another geometry. */
+  GEOMETRY_MISMATCH: 'ERR_GEOMETRY_MISMATCH',
+  /** The catalog points at data the device does not hold (device lost writes, or was swapped). */
+  DEVICE_MISMATCH: 'ERR_DEVICE_MISMATCH',
+  /** The catalog's format version is not one this release reads. */
+  FORMAT_VERSION: 'ERR_FORMAT_VERSION',
+  /** Another process (or another Store in this one) has the store open. */
+  STORE_LOCKED: 'ERR_STORE_LOCKED',
+  /** The store or device was closed. */
+  CLOSED: 'ERR_CLOSED',
+  /** A path that is not a store, or a store that is damaged beyond what open can repair. */
+  INVALID_STORE: 'ERR_INVALID_STORE',
+  /** libzbd (or another native piece) is not installed or cannot be loaded. */
+  NATIVE_UNAVAILABLE: 'ERR_NATIVE_UNAVAILABLE',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ZnsSlabError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ZnsSlabError';
+    this.code = code;
+  }
+}
+
+/** Invariant check: a failure here is a bug in zns-slab, not bad input. */
+export function assert(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(`zns-slab invariant violated: ${message}`);
+}

@@ -1,0 +1,218 @@
+/**
+ * The zoned-device conformance suite: the kernel's zone rules, asserted against any
+ * `ZonedDevice`. It runs unchanged on every device kind (the emulation here; null_blk and
+ * NVMe ZNS through libzbd in the VM), so the engine can trust one contract.
+ */
+import { describe, it, expect, beforeEach, afterEach } from 'vitest';
+import { ErrorCode } from '../../errors.js';
+import { type ZonedDevice, ZoneCondition, effectiveLimit } from '../../zns/device.js';
+
+export interface DeviceFixture {
+  /** A device with every zone EMPTY. */
+  open(): ZonedDevice;
+  /** Closes and reopens the same device (a process restart), if the kind can. */
+  reopen?(device: ZonedDevice): ZonedDevice;
+  cleanup(): void;
+}
+
+function expectCode(fn: () => unknown, code: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, `expected an error with code ${code}`).toBeInstanceOf(Error);
+  expect((caught as { code?: string }).code).toBe(code);
+}
+
+function block(device: ZonedDevice, fill: number, blocks = 1): Buffer {
+  return Buffer.alloc(device.geometry.logicalBlockSize * blocks, fill);
+}
+
+export function describeZonedDevice(name: string, makeFixture: () => DeviceFixture): void {
+  describe(`ZonedDevice conformance: ${name}`, () => {
+    let fixture: DeviceFixture;
+    let dev: ZonedDevice;
+
+    beforeEach(() => {
+      fixture = makeFixture();
+      dev = fixture.open();
+    });
+    afterEach(() => {
+      dev.close();
+      fixture.cleanup();
+    });
+
+    const zone = (i: number) => dev.reportZones(i, 1)[0]!;
+
+    it('reports a sane geometry and every zone empty at its start', () => {
+      const g = dev.geometry;
+      expect(g.zoneCapacity).toBeLessThanOrEqual(g.zoneSize);
+      expect(g.zoneSize % g.logicalBlockSize).toBe(0);
+      const zones = dev.reportZones();
+      expect(zones).toHaveLength(g.zoneCount);
+      zones.forEach((z, i) => {
+        expect(z.index).toBe(i);
+        expect(z.start).toBe(i * g.zoneSize);
+        expect(z.capacity).toBe(g.zoneCapacity);
+        expect(z.writePointer).toBe(z.start);
+        expect(z.condition).toBe(ZoneCondition.EMPTY);
+      });
+      expect(dev.reportZones(1, 2).map((z) => z.index)).toEqual([1, 2]);
+    });
+
+    it('appends at the write pointer and reads the bytes back', () => {
+      const lbs = dev.geometry.logicalBlockSize;
+      const start = zone(1).start;
+      dev.write(start, block(dev, 0xa1));
+      dev.write(start + lbs, block(dev, 0xb2, 2));
+      const z = zone(1);
+      expect(z.writePointer).toBe(start + 3 * lbs);
+      expect(z.condition).toBe(ZoneCondition.IMPLICIT_OPEN);
+      const back = dev.read(start, 3 * lbs);
+      expect(back.subarray(0, lbs).every((b) => b === 0xa1)).toBe(true);
+      expect(back.subarray(lbs).every((b) => b === 0xb2)).toBe(true);
+      // Unaligned reads inside the written range are fine.
+      expect(dev.read(start + lbs - 3, 6)).toEqual(Buffer.from([0xa1, 0xa1, 0xa1, 0xb2, 0xb2, 0xb2]));
+    });
+
+    it('refuses a write anywhere but the write pointer', () => {
+      const lbs = dev.geometry.logicalBlockSize;
+      const start = zone(0).start;
+      expectCode(() => dev.write(start + lbs, block(dev, 1)), ErrorCode.ZONE_WRITE_POINTER);
+      dev.write(start, block(dev, 1, 2));
+      expectCode(() => dev.write(start, block(dev, 2)), ErrorCode.ZONE_WRITE_POINTER);
+      expectCode(() => dev.write(start + lbs, block(dev, 2)), ErrorCode.ZONE_WRITE_POINTER);
+      expectCode(() => dev.write(start + 3 * lbs, block(dev, 2)), ErrorCode.ZONE_WRITE_POINTER);
+      expect(zone(0).writePointer).toBe(start + 2 * lbs);
+      expect(dev.read(start, 2 * lbs).every((b) => b === 1)).toBe(true);
+    });
+
+    it('refuses unaligned writes', () => {
+      const start = zone(0).start;
+      expectCode(() => dev.write(start, Buffer.alloc(100)), ErrorCode.UNALIGNED_IO);
+      expectCode(() => dev.write(start, Buffer.alloc(0)), ErrorCode.UNALIGNED_IO);
+      expect(zone(0).condition).toBe(ZoneCondition.EMPTY);
+    });
+
+    it('refuses a write past the zone capacity and goes FULL at capacity', () => {
+      const g = dev.geometry;
+      const start = zone(2).start;
+      const cap = g.zoneCapacity;
+      expectCode(() => dev.write(start, Buffer.alloc(cap + g.logicalBlockSize)), ErrorCode.ZONE_WRITE_POINTER);
+      expect(zone(2).writePointer).toBe(start);
+      dev.write(start, Buffer.alloc(cap - g.logicalBlockSize, 7));
+      expectCode(() => dev.write(start + cap - g.logicalBlockSize, block(dev, 8, 2)), ErrorCode.ZONE_WRITE_POINTER);
+      dev.write(start + cap - g.logicalBlockSize, block(dev, 8));
+      expect(zone(2).condition).toBe(ZoneCondition.FULL);
+      expectCode(() => dev.write(start + cap, block(dev, 9)), ErrorCode.ZONE_CONDITION);
+      expect(dev.read(start + cap - g.logicalBlockSize, g.logicalBlockSize).every((b) => b === 8)).toBe(true);
+    });
+
+    it('refuses reads past the write pointer', () => {
+      const lbs = dev.geometry.logicalBlockSize;
+      const start = zone(3).start;
+      expectCode(() => dev.read(start, 1), ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER);
+      dev.write(start, block(dev, 3));
+      expectCode(() => dev.read(start, lbs + 1), ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER);
+    });
+
+    it('reset brings the write pointer back to the zone start and drops the data', () => {
+      const start = zone(1).start;
+      dev.write(start, block(dev, 5, 4));
+      dev.resetZone(1);
+      const z = zone(1);
+      expect(z.condition).toBe(ZoneCondition.EMPTY);
+      expect(z.writePointer).toBe(start);
+      expectCode(() => dev.read(start, 1), ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER);
+      dev.write(start, block(dev, 6));
+      expect(dev.read(start, 1)[0]).toBe(6);
+    });
+
+    it('finish moves the write pointer to the zone end and makes it FULL', () => {
+      const g = dev.geometry;
+      const start = zone(1).start;
+      dev.write(start, block(dev, 4));
+      dev.finishZone(1);
+      const z = zone(1);
+      expect(z.condition).toBe(ZoneCondition.FULL);
+      expect(z.writePointer).toBe(start + g.zoneSize);
+      expectCode(() => dev.write(start + g.logicalBlockSize, block(dev, 4)), ErrorCode.ZONE_CONDITION);
+      expect(dev.read(start, 1)[0]).toBe(4);
+      dev.finishZone(2); // an empty zone finishes too
+      expect(zone(2).condition).toBe(ZoneCondition.FULL);
+      dev.resetZone(1);
+      expect(zone(1).condition).toBe(ZoneCondition.EMPTY);
+    });
+
+    it('holds the open-zone limit for explicit opens', () => {
+      const maxOpen = effectiveLimit(dev.geometry.maxOpenZones, dev.geometry.zoneCount);
+      if (maxOpen >= dev.geometry.zoneCount) return; // unlimited: nothing to hold
+      for (let z = 0; z < maxOpen; z++) dev.openZone(z);
+      expect(dev.reportZones().filter((z) => z.condition === ZoneCondition.EXPLICIT_OPEN)).toHaveLength(maxOpen);
+      expectCode(() => dev.openZone(maxOpen), ErrorCode.ZONE_OPEN_LIMIT);
+      // A write would open one more; with every open zone explicit, nothing can make room.
+      expectCode(() => dev.write(zone(maxOpen).start, block(dev, 1)), ErrorCode.ZONE_OPEN_LIMIT);
+      dev.closeZone(0);
+      expect(zone(0).condition).toBe(ZoneCondition.EMPTY); // closing an unwritten zone empties it
+      dev.openZone(maxOpen);
+      expect(zone(maxOpen).condition).toBe(ZoneCondition.EXPLICIT_OPEN);
+    });
+
+    it('closes an implicitly open zone to make room at the open limit', () => {
+      const g = dev.geometry;
+      const maxOpen = effectiveLimit(g.maxOpenZones, g.zoneCount);
+      const maxActive = effectiveLimit(g.maxActiveZones, g.zoneCount);
+      if (maxOpen >= g.zoneCount || maxActive <= maxOpen) return;
+      for (let z = 0; z <= maxOpen; z++) dev.write(zone(z).start, block(dev, z));
+      const zones = dev.reportZones();
+      expect(zones.filter((z) => z.condition === ZoneCondition.IMPLICIT_OPEN)).toHaveLength(maxOpen);
+      expect(zones.filter((z) => z.condition === ZoneCondition.CLOSED)).toHaveLength(1);
+    });
+
+    it('holds the active-zone limit', () => {
+      const g = dev.geometry;
+      const maxActive = effectiveLimit(g.maxActiveZones, g.zoneCount);
+      if (maxActive >= g.zoneCount) return;
+      for (let z = 0; z < maxActive; z++) {
+        dev.write(zone(z).start, block(dev, z));
+        dev.closeZone(z);
+      }
+      expect(dev.reportZones().filter((z) => z.condition === ZoneCondition.CLOSED)).toHaveLength(maxActive);
+      expectCode(() => dev.write(zone(maxActive).start, block(dev, 1)), ErrorCode.ZONE_ACTIVE_LIMIT);
+      expectCode(() => dev.openZone(maxActive), ErrorCode.ZONE_ACTIVE_LIMIT);
+      // A closed zone can still take writes: it is already active.
+      dev.write(zone(0).start + g.logicalBlockSize, block(dev, 9));
+      dev.finishZone(0);
+      dev.write(zone(maxActive).start, block(dev, 1));
+      expect(zone(maxActive).condition).toBe(ZoneCondition.IMPLICIT_OPEN);
+    });
+
+    it('keeps zone state across a reopen; open zones come back CLOSED', () => {
+      if (!fixture.reopen) return;
+      const g = dev.geometry;
+      dev.write(zone(0).start, block(dev, 1, 2));
+      dev.write(zone(1).start, block(dev, 2));
+      dev.finishZone(1);
+      dev.write(zone(2).start, block(dev, 3));
+      dev.resetZone(2);
+      dev.flush();
+      dev = fixture.reopen(dev);
+      expect(zone(0).condition).toBe(ZoneCondition.CLOSED);
+      expect(zone(0).writePointer).toBe(2 * g.logicalBlockSize);
+      expect(zone(1).condition).toBe(ZoneCondition.FULL);
+      expect(zone(1).writePointer).toBe(zone(1).start + g.zoneSize);
+      expect(zone(2).condition).toBe(ZoneCondition.EMPTY);
+      expect(dev.read(zone(0).start, 2 * g.logicalBlockSize).every((b) => b === 1)).toBe(true);
+      expect(dev.read(zone(1).start, g.logicalBlockSize).every((b) => b === 2)).toBe(true);
+      dev.write(zone(0).start + 2 * g.logicalBlockSize, block(dev, 4));
+    });
+
+    it('refuses operations after close', () => {
+      dev.close();
+      expectCode(() => dev.reportZones(), ErrorCode.CLOSED);
+      dev = fixture.open();
+    });
+  });
+}

@@ -1,0 +1,112 @@
+/**
+ * The zoned block device model, in the Linux kernel's terms (include/uapi/linux/blkzoned.h).
+ * Every device kind (the file-backed emulation, libzbd on a real device) implements `ZonedDevice`;
+ * nothing above this folder knows which one it has.
+ *
+ * All offsets and lengths are in bytes. A JavaScript number holds byte offsets exactly up to
+ * 2^53 (8 PiB), far past any zoned device.
+ */
+
+/** Zone types, numbered as in `enum blk_zone_type`. */
+export enum ZoneType {
+  CONVENTIONAL = 1,
+  SEQUENTIAL_WRITE_REQUIRED = 2,
+  SEQUENTIAL_WRITE_PREFERRED = 3,
+}
+
+/** Zone conditions, numbered as in `enum blk_zone_cond`. */
+export enum ZoneCondition {
+  NOT_WRITE_POINTER = 0x0,
+  EMPTY = 0x1,
+  IMPLICIT_OPEN = 0x2,
+  EXPLICIT_OPEN = 0x3,
+  CLOSED = 0x4,
+  READ_ONLY = 0xd,
+  FULL = 0xe,
+  OFFLINE = 0xf,
+}
+
+export const ZONE_CONDITION_NAMES: Readonly<Record<ZoneCondition, string>> = {
+  [ZoneCondition.NOT_WRITE_POINTER]: 'not-wp',
+  [ZoneCondition.EMPTY]: 'empty',
+  [ZoneCondition.IMPLICIT_OPEN]: 'implicit-open',
+  [ZoneCondition.EXPLICIT_OPEN]: 'explicit-open',
+  [ZoneCondition.CLOSED]: 'closed',
+  [ZoneCondition.READ_ONLY]: 'read-only',
+  [ZoneCondition.FULL]: 'full',
+  [ZoneCondition.OFFLINE]: 'offline',
+};
+
+export const ZONE_TYPE_NAMES: Readonly<Record<ZoneType, string>> = {
+  [ZoneType.CONVENTIONAL]: 'conventional',
+  [ZoneType.SEQUENTIAL_WRITE_REQUIRED]: 'seq-write-required',
+  [ZoneType.SEQUENTIAL_WRITE_PREFERRED]: 'seq-write-preferred',
+};
+
+export interface DeviceGeometry {
+  readonly zoneCount: number;
+  /** Distance between zone starts. */
+  readonly zoneSize: number;
+  /** Writable bytes per zone; <= zoneSize (NVMe ZNS lets it be smaller). */
+  readonly zoneCapacity: number;
+  /** Every write's offset and length is a multiple of this. */
+  readonly logicalBlockSize: number;
+  /** Most zones that may be implicitly or explicitly open at once; 0 means no limit. */
+  readonly maxOpenZones: number;
+  /** Most zones that may be open or closed (partly written) at once; 0 means no limit. */
+  readonly maxActiveZones: number;
+}
+
+export interface Zone {
+  readonly index: number;
+  readonly start: number;
+  readonly size: number;
+  readonly capacity: number;
+  /** Next writable byte. Reported as start + size for FULL zones (the kernel's NVMe convention). */
+  readonly writePointer: number;
+  readonly type: ZoneType;
+  readonly condition: ZoneCondition;
+}
+
+export type DeviceKind = 'emulated' | 'libzbd';
+
+export interface ZonedDevice {
+  readonly kind: DeviceKind;
+  /** A path a person would recognise: the emulation's folder or the block device node. */
+  readonly path: string;
+  readonly geometry: DeviceGeometry;
+
+  /** Zones [first, first + count), in order. Defaults: all zones. */
+  reportZones(first?: number, count?: number): Zone[];
+  /** Bytes [offset, offset + length); the range must lie in one zone, below its write pointer. */
+  read(offset: number, length: number): Buffer;
+  /** Appends `data` at `offset`, which must be the zone's write pointer. Block-aligned. */
+  write(offset: number, data: Uint8Array): void;
+  resetZone(zone: number): void;
+  openZone(zone: number): void;
+  closeZone(zone: number): void;
+  finishZone(zone: number): void;
+  /** Everything written before the call is durable when it returns. */
+  flush(): void;
+  close(): void;
+}
+
+/** Fewer than this many zones or blocks per zone makes no useful store. */
+export const MIN_ZONE_COUNT = 2;
+
+/** Treats the kernel's "0 = no limit" as the zone count, so callers compare with one rule. */
+export function effectiveLimit(limit: number, zoneCount: number): number {
+  return limit === 0 ? zoneCount : Math.min(limit, zoneCount);
+}
+
+export function zoneIsActive(condition: ZoneCondition): boolean {
+  return (
+    condition === ZoneCondition.IMPLICIT_OPEN ||
+    condition === ZoneCondition.EXPLICIT_OPEN ||
+    condition === ZoneCondition.CLOSED
+  );
+}
+
+export function zoneIsOpen(condition: ZoneCondition): boolean {
+  return condition === ZoneCondition.IMPLICIT_OPEN || condition === ZoneCondition.EXPLICIT_OPEN;
+}

@@ -1,0 +1,556 @@
+/**
+ * A zoned block device emulated in a folder of ordinary files: one file per zone, holding the
+ * zone's written bytes, so the file's length is the write pointer and a reset deletes the file
+ * (the filesystem gets the space back: `du` drops). It obeys the rules the kernel's null_blk
+ * enforces (drivers/block/null_blk/zoned.c): writes only at the write pointer and within the
+ * capacity, explicit and implicit open, the open and active limits (an implicitly open zone is
+ * closed to make room, as null_blk does), finish, reset.
+ *
+ * Persistent state: `device.json` (geometry and which zones were finished or taken offline) and
+ * the zone files. Open zones are volatile, as on a real drive after a power cycle: a partly
+ * written zone reopens CLOSED.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import {
+  type DeviceGeometry,
+  type Zone,
+  type ZonedDevice,
+  MIN_ZONE_COUNT,
+  ZoneCondition,
+  ZoneType,
+  effectiveLimit,
+  zoneIsActive,
+  zoneIsOpen,
+} from './device.js';
+
+export const EMULATED_FORMAT = 'zns-slab-emulated-zoned-device';
+export const EMULATED_FORMAT_VERSION = 1;
+const META_FILE = 'device.json';
+
+/** Limits of the emulation (a real device reports its own). */
+export const EMULATED_MAX_ZONES = 1 << 20;
+export const EMULATED_MIN_BLOCK_SIZE = 512;
+export const EMULATED_MAX_BLOCK_SIZE = 64 * 1024;
+/** Zone files kept open at once; others are reopened on demand. */
+const MAX_CACHED_FDS = 64;
+
+export const DEFAULT_EMULATED_GEOMETRY: DeviceGeometry = Object.freeze({
+  zoneCount: 256,
+  zoneSize: 16 * 1024 * 1024,
+  zoneCapacity: 16 * 1024 * 1024,
+  logicalBlockSize: 4096,
+  maxOpenZones: 14,
+  maxActiveZones: 14,
+});
+
+interface DeviceMeta {
+  format: string;
+  version: number;
+  geometry: DeviceGeometry;
+  /** Zones finished early (FULL with fewer bytes than the capacity). */
+  finished: number[];
+  /** Zones taken offline (fault injection; a real drive does this to worn zones). */
+  offline: number[];
+}
+
+interface ZoneState {
+  /** Bytes written from the zone start: the zone file's length. */
+  written: number;
+  condition: ZoneCondition;
+  finished: boolean;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+export function validateGeometry(g: DeviceGeometry): void {
+  const bad = (why: string): never => {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `invalid device geometry: ${why}`);
+  };
+  for (const key of ['zoneCount', 'zoneSize', 'zoneCapacity', 'logicalBlockSize', 'maxOpenZones', 'maxActiveZones'] as const) {
+    if (!Number.isSafeInteger(g[key]) || g[key] < 0) bad(`${key} must be a non-negative integer (got ${String(g[key])})`);
+  }
+  const lbs = g.logicalBlockSize;
+  if (!isPowerOfTwo(lbs) || lbs < EMULATED_MIN_BLOCK_SIZE || lbs > EMULATED_MAX_BLOCK_SIZE) {
+    bad(`logicalBlockSize must be a power of two in [${EMULATED_MIN_BLOCK_SIZE}, ${EMULATED_MAX_BLOCK_SIZE}]`);
+  }
+  if (g.zoneCount < MIN_ZONE_COUNT || g.zoneCount > EMULATED_MAX_ZONES) bad(`zoneCount must be in [${MIN_ZONE_COUNT}, ${EMULATED_MAX_ZONES}]`);
+  if (g.zoneSize === 0 || g.zoneSize % lbs !== 0) bad('zoneSize must be a positive multiple of logicalBlockSize');
+  if (g.zoneCapacity === 0 || g.zoneCapacity % lbs !== 0 || g.zoneCapacity > g.zoneSize) {
+    bad('zoneCapacity must be a positive multiple of logicalBlockSize, at most zoneSize');
+  }
+  if (g.maxOpenZones > g.zoneCount || g.maxActiveZones > g.zoneCount) bad('zone limits cannot exceed zoneCount');
+  if (g.maxActiveZones !== 0 && g.maxOpenZones > g.maxActiveZones) bad('maxOpenZones cannot exceed maxActiveZones');
+  if (g.maxActiveZones !== 0 && g.maxOpenZones === 0) bad('maxOpenZones cannot be unlimited when maxActiveZones is limited');
+}
+
+export function sameGeometry(a: DeviceGeometry, b: DeviceGeometry): boolean {
+  return (
+    a.zoneCount === b.zoneCount &&
+    a.zoneSize === b.zoneSize &&
+    a.zoneCapacity === b.zoneCapacity &&
+    a.logicalBlockSize === b.logicalBlockSize &&
+    a.maxOpenZones === b.maxOpenZones &&
+    a.maxActiveZones === b.maxActiveZones
+  );
+}
+
+function zoneFileName(zone: number): string {
+  return `zone-${String(zone).padStart(7, '0')}.bin`;
+}
+
+export class EmulatedZonedDevice implements ZonedDevice {
+  readonly kind = 'emulated' as const;
+  readonly path: string;
+  readonly geometry: DeviceGeometry;
+  private readonly zones: ZoneState[];
+  private readonly offline = new Set<number>();
+  /** Zone -> fd, in least-recently-used order (Map keeps insertion order). */
+  private readonly fds = new Map<number, number>();
+  private readonly dirty = new Set<number>();
+  private readonly maxOpen: number;
+  private readonly maxActive: number;
+  private openCount = 0;
+  private activeCount = 0;
+  private closed = false;
+
+  /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
+  constructor(dir: string, meta: DeviceMeta) {
+    this.path = dir;
+    this.geometry = Object.freeze({ ...meta.geometry });
+    this.maxOpen = effectiveLimit(meta.geometry.maxOpenZones, meta.geometry.zoneCount);
+    this.maxActive = effectiveLimit(meta.geometry.maxActiveZones, meta.geometry.zoneCount);
+    const finished = new Set(meta.finished);
+    for (const z of meta.offline) this.offline.add(z);
+    this.zones = new Array<ZoneState>(meta.geometry.zoneCount);
+    const lbs = meta.geometry.logicalBlockSize;
+    for (let z = 0; z < meta.geometry.zoneCount; z++) {
+      let written = 0;
+      const file = path.join(dir, zoneFileName(z));
+      try {
+        written = fs.statSync(file).size;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      // A torn write after a crash can leave a partial block; the device never acknowledged it.
+      const aligned = Math.min(written - (written % lbs), meta.geometry.zoneCapacity);
+      if (aligned !== written) fs.truncateSync(file, aligned);
+      let condition: ZoneCondition;
+      if (this.offline.has(z)) condition = ZoneCondition.OFFLINE;
+      else if (finished.has(z) || aligned === meta.geometry.zoneCapacity) condition = ZoneCondition.FULL;
+      else if (aligned === 0) condition = ZoneCondition.EMPTY;
+      else condition = ZoneCondition.CLOSED;
+      if (zoneIsActive(condition)) this.activeCount++;
+      this.zones[z] = { written: aligned, condition, finished: finished.has(z) };
+    }
+    // A device whose files were edited by hand could exceed the limit; the kernel would not
+    // have let that happen, so we refuse rather than run outside the rules.
+    if (this.activeCount > this.maxActive) {
+      throw new ZnsSlabError(
+        ErrorCode.INVALID_STORE,
+        `emulated device at ${dir} has ${this.activeCount} partly written zones, over its active limit ${this.maxActive}`,
+      );
+    }
+  }
+
+  reportZones(first = 0, count?: number): Zone[] {
+    this.checkOpen();
+    const g = this.geometry;
+    if (!Number.isSafeInteger(first) || first < 0 || first >= g.zoneCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `first zone ${String(first)} out of range [0, ${g.zoneCount})`);
+    }
+    const end = count === undefined ? g.zoneCount : Math.min(g.zoneCount, first + count);
+    const out: Zone[] = [];
+    for (let z = first; z < end; z++) out.push(this.zoneInfo(z));
+    return out;
+  }
+
+  read(offset: number, length: number): Buffer {
+    this.checkOpen();
+    const { zone, within } = this.locate(offset, length, 'read');
+    const state = this.zones[zone]!;
+    if (state.condition === ZoneCondition.OFFLINE) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `read from offline zone ${zone}`);
+    }
+    const wpWithin = state.condition === ZoneCondition.FULL ? this.geometry.zoneSize : state.written;
+    if (within + length > wpWithin) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER,
+        `read [${offset}, ${offset + length}) in zone ${zone} passes its write pointer ${this.zoneStart(zone) + wpWithin}`,
+      );
+    }
+    const out = Buffer.alloc(length);
+    // A finished zone reads back zeroes past its written bytes, as the kernel returns.
+    const fromFile = Math.max(0, Math.min(length, state.written - within));
+    if (fromFile > 0) {
+      const n = fs.readSync(this.fd(zone), out, 0, fromFile, within);
+      if (n !== fromFile) {
+        throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${n} of ${fromFile} bytes`);
+      }
+    }
+    return out;
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    this.checkOpen();
+    if (!(data instanceof Uint8Array)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
+    }
+    const lbs = this.geometry.logicalBlockSize;
+    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
+      throw new ZnsSlabError(
+        ErrorCode.UNALIGNED_IO,
+        `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`,
+      );
+    }
+    const { zone, within } = this.locate(offset, data.length, 'write');
+    const state = this.zones[zone]!;
+    if (state.condition === ZoneCondition.FULL || state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    if (within !== state.written) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write at ${offset} in zone ${zone}, but its write pointer is ${this.zoneStart(zone) + state.written}`,
+      );
+    }
+    if (within + data.length > this.geometry.zoneCapacity) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write of ${data.length} bytes at ${offset} passes zone ${zone}'s capacity (${this.geometry.zoneCapacity} bytes)`,
+      );
+    }
+    if (state.condition === ZoneCondition.EMPTY) {
+      this.checkActive(zone);
+      this.checkOpenResource(zone);
+      this.activeCount++;
+      this.openCount++;
+      state.condition = ZoneCondition.IMPLICIT_OPEN;
+    } else if (state.condition === ZoneCondition.CLOSED) {
+      this.checkOpenResource(zone);
+      this.openCount++;
+      state.condition = ZoneCondition.IMPLICIT_OPEN;
+    }
+    const n = fs.writeSync(this.fd(zone), data, 0, data.length, within);
+    if (n !== data.length) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short write in zone ${zone}: ${n} of ${data.length} bytes`);
+    }
+    state.written += data.length;
+    this.dirty.add(zone);
+    if (state.written === this.geometry.zoneCapacity) {
+      this.openCount--;
+      this.activeCount--;
+      state.condition = ZoneCondition.FULL;
+    }
+    this.assertCounts();
+  }
+
+  openZone(zone: number): void {
+    this.checkOpen();
+    const state = this.zoneState(zone);
+    switch (state.condition) {
+      case ZoneCondition.EXPLICIT_OPEN:
+        return;
+      case ZoneCondition.IMPLICIT_OPEN:
+        state.condition = ZoneCondition.EXPLICIT_OPEN;
+        return;
+      case ZoneCondition.EMPTY:
+        this.checkActive(zone);
+        this.checkOpenResource(zone);
+        this.activeCount++;
+        this.openCount++;
+        state.condition = ZoneCondition.EXPLICIT_OPEN;
+        break;
+      case ZoneCondition.CLOSED:
+        this.checkOpenResource(zone);
+        this.openCount++;
+        state.condition = ZoneCondition.EXPLICIT_OPEN;
+        break;
+      default:
+        throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot open zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    this.assertCounts();
+  }
+
+  closeZone(zone: number): void {
+    this.checkOpen();
+    const state = this.zoneState(zone);
+    if (state.condition === ZoneCondition.CLOSED) return;
+    if (!zoneIsOpen(state.condition)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot close zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    this.openCount--;
+    if (state.written === 0) {
+      this.activeCount--;
+      state.condition = ZoneCondition.EMPTY;
+    } else {
+      state.condition = ZoneCondition.CLOSED;
+    }
+    this.assertCounts();
+  }
+
+  finishZone(zone: number): void {
+    this.checkOpen();
+    const state = this.zoneState(zone);
+    switch (state.condition) {
+      case ZoneCondition.FULL:
+        return;
+      case ZoneCondition.EMPTY:
+        // null_blk checks the active limit even though the zone goes straight to FULL.
+        this.checkActive(zone);
+        break;
+      case ZoneCondition.IMPLICIT_OPEN:
+      case ZoneCondition.EXPLICIT_OPEN:
+        this.openCount--;
+        this.activeCount--;
+        break;
+      case ZoneCondition.CLOSED:
+        this.activeCount--;
+        break;
+      default:
+        throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot finish zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    state.condition = ZoneCondition.FULL;
+    state.finished = true;
+    this.saveMeta();
+    this.assertCounts();
+  }
+
+  resetZone(zone: number): void {
+    this.checkOpen();
+    const state = this.zoneState(zone);
+    if (state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot reset zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    if (zoneIsOpen(state.condition)) this.openCount--;
+    if (zoneIsActive(state.condition)) this.activeCount--;
+    this.dropFd(zone);
+    fs.rmSync(path.join(this.path, zoneFileName(zone)), { force: true });
+    this.dirty.delete(zone);
+    const wasFinished = state.finished;
+    state.written = 0;
+    state.finished = false;
+    state.condition = ZoneCondition.EMPTY;
+    if (wasFinished) this.saveMeta();
+    this.assertCounts();
+  }
+
+  flush(): void {
+    this.checkOpen();
+    for (const zone of this.dirty) fs.fsyncSync(this.fd(zone));
+    this.dirty.clear();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.flush();
+    } finally {
+      for (const fd of this.fds.values()) fs.closeSync(fd);
+      this.fds.clear();
+      this.closed = true;
+    }
+  }
+
+  /** Fault injection for tests and drills: a zone that wore out, as a real drive reports. */
+  setZoneOffline(zone: number): void {
+    this.checkOpen();
+    const state = this.zoneState(zone);
+    if (zoneIsOpen(state.condition)) this.openCount--;
+    if (zoneIsActive(state.condition)) this.activeCount--;
+    state.condition = ZoneCondition.OFFLINE;
+    this.offline.add(zone);
+    this.saveMeta();
+  }
+
+  private zoneInfo(z: number): Zone {
+    const g = this.geometry;
+    const state = this.zones[z]!;
+    const start = this.zoneStart(z);
+    return {
+      index: z,
+      start,
+      size: g.zoneSize,
+      capacity: g.zoneCapacity,
+      writePointer: state.condition === ZoneCondition.FULL ? start + g.zoneSize : start + state.written,
+      type: ZoneType.SEQUENTIAL_WRITE_REQUIRED,
+      condition: state.condition,
+    };
+  }
+
+  private zoneStart(zone: number): number {
+    return zone * this.geometry.zoneSize;
+  }
+
+  private zoneState(zone: number): ZoneState {
+    if (!Number.isSafeInteger(zone) || zone < 0 || zone >= this.geometry.zoneCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone ${String(zone)} out of range [0, ${this.geometry.zoneCount})`);
+    }
+    return this.zones[zone]!;
+  }
+
+  private locate(offset: number, length: number, what: string): { zone: number; within: number } {
+    const g = this.geometry;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} offset and length must be non-negative integers`);
+    }
+    const zone = Math.floor(offset / g.zoneSize);
+    if (zone >= g.zoneCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} at ${offset} is past the device end`);
+    }
+    const within = offset - zone * g.zoneSize;
+    if (within + length > g.zoneSize) {
+      throw new ZnsSlabError(
+        what === 'write' ? ErrorCode.ZONE_WRITE_POINTER : ErrorCode.INVALID_ARGUMENT,
+        `${what} [${offset}, ${offset + length}) crosses the end of zone ${zone}`,
+      );
+    }
+    return { zone, within };
+  }
+
+  private checkActive(zone: number): void {
+    if (this.activeCount >= this.maxActive) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_ACTIVE_LIMIT,
+        `zone ${zone} cannot become active: ${this.activeCount} zones are active, the limit is ${this.maxActive}`,
+      );
+    }
+  }
+
+  /** As null_blk: at the open limit, close an implicitly open zone to make room, if there is one. */
+  private checkOpenResource(zone: number): void {
+    if (this.openCount < this.maxOpen) return;
+    for (let z = 0; z < this.zones.length; z++) {
+      const s = this.zones[z]!;
+      if (z !== zone && s.condition === ZoneCondition.IMPLICIT_OPEN) {
+        s.condition = ZoneCondition.CLOSED;
+        this.openCount--;
+        return;
+      }
+    }
+    throw new ZnsSlabError(
+      ErrorCode.ZONE_OPEN_LIMIT,
+      `zone ${zone} cannot open: ${this.openCount} zones are explicitly open, the limit is ${this.maxOpen}`,
+    );
+  }
+
+  private assertCounts(): void {
+    assert(this.openCount >= 0 && this.openCount <= this.maxOpen, `open zones ${this.openCount} within [0, ${this.maxOpen}]`);
+    assert(this.activeCount >= this.openCount && this.activeCount <= this.maxActive, `active zones ${this.activeCount} within [open, ${this.maxActive}]`);
+  }
+
+  private fd(zone: number): number {
+    let fd = this.fds.get(zone);
+    if (fd !== undefined) {
+      this.fds.delete(zone);
+      this.fds.set(zone, fd);
+      return fd;
+    }
+    if (this.fds.size >= MAX_CACHED_FDS) {
+      const [oldest] = this.fds.keys();
+      if (oldest !== undefined) this.dropFd(oldest);
+    }
+    fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    this.fds.set(zone, fd);
+    return fd;
+  }
+
+  private dropFd(zone: number): void {
+    const fd = this.fds.get(zone);
+    if (fd === undefined) return;
+    if (this.dirty.has(zone)) {
+      fs.fsyncSync(fd);
+      this.dirty.delete(zone);
+    }
+    fs.closeSync(fd);
+    this.fds.delete(zone);
+  }
+
+  private saveMeta(): void {
+    const finished: number[] = [];
+    this.zones.forEach((s, z) => {
+      if (s.finished) finished.push(z);
+    });
+    writeMeta(this.path, { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `emulated device at ${this.path} is closed`);
+  }
+}
+
+function writeMeta(dir: string, meta: DeviceMeta): void {
+  // Write-then-rename so a crash leaves either the old or the new metadata, never half of one.
+  const tmp = path.join(dir, `${META_FILE}.tmp`);
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    fs.writeSync(fd, JSON.stringify(meta, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, path.join(dir, META_FILE));
+}
+
+function readMeta(dir: string): DeviceMeta | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, META_FILE), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let meta: DeviceMeta;
+  try {
+    meta = JSON.parse(text) as DeviceMeta;
+  } catch (err) {
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${path.join(dir, META_FILE)} is not valid JSON`, { cause: err });
+  }
+  if (meta.format !== EMULATED_FORMAT) {
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} does not hold an emulated zoned device`);
+  }
+  if (meta.version !== EMULATED_FORMAT_VERSION) {
+    throw new ZnsSlabError(ErrorCode.FORMAT_VERSION, `emulated device format ${meta.version} is not ${EMULATED_FORMAT_VERSION}`);
+  }
+  validateGeometry(meta.geometry);
+  meta.finished ??= [];
+  meta.offline ??= [];
+  return meta;
+}
+
+/**
+ * Opens the emulated device in `dir`, creating it with `geometry` if there is none.
+ * An existing device with another geometry is refused (ERR_GEOMETRY_MISMATCH).
+ */
+export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}): EmulatedZonedDevice {
+  const wanted: DeviceGeometry = { ...DEFAULT_EMULATED_GEOMETRY, ...geometry };
+  validateGeometry(wanted);
+  fs.mkdirSync(dir, { recursive: true });
+  const existing = readMeta(dir);
+  if (existing) {
+    if (!sameGeometry(existing.geometry, wanted)) {
+      throw new ZnsSlabError(
+        ErrorCode.GEOMETRY_MISMATCH,
+        `emulated device at ${dir} has geometry ${JSON.stringify(existing.geometry)}, not ${JSON.stringify(wanted)}`,
+      );
+    }
+    return new EmulatedZonedDevice(dir, existing);
+  }
+  const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: wanted, finished: [], offline: [] };
+  writeMeta(dir, meta);
+  return new EmulatedZonedDevice(dir, meta);
+}
+
+/** Opens an existing emulated device; ERR_INVALID_STORE if `dir` holds none. */
+export function openEmulatedDevice(dir: string): EmulatedZonedDevice {
+  const meta = readMeta(dir);
+  if (!meta) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `no emulated zoned device at ${dir}`);
+  return new EmulatedZonedDevice(dir, meta);
+}
+
+export function isEmulatedDevice(dir: string): boolean {
+  return fs.existsSync(path.join(dir, META_FILE));
+}
