@@ -1,0 +1,300 @@
+/**
+ * The catalog: an SQLite database (better-sqlite3, WAL, synchronous=FULL) holding what must
+ * survive a restart: the slab registry, the epochs, zone ownership, the format version and the
+ * device geometry. It knows SQL and rows; what the rows mean is the engine's business.
+ *
+ * The store holds the database in EXCLUSIVE locking mode for as long as it is open, so a second
+ * opener (another process, or another Store in this one) is refused instead of racing.
+ */
+import Database from 'better-sqlite3';
+import { ErrorCode, ZnsSlabError } from '../errors.js';
+
+export const CATALOG_FORMAT_VERSION = 1;
+
+export type SlabRowState = 'sealed' | 'free' | 'retired';
+export type EpochRowState = 'ACTIVE' | 'CLOSING' | 'CLOSED';
+
+export interface SlabRow {
+  slabId: number;
+  /** For a sealed slab, its generation; for a free id, the next generation it may use. */
+  generation: number;
+  /** Generations below this may have been handed out; never reuse one (see engine/registry.ts). */
+  genLimit: number;
+  state: SlabRowState;
+  epoch: number | null;
+  sizeClass: number | null;
+  zone: number | null;
+  offset: number | null;
+  length: number | null;
+  slotCount: number | null;
+  liveCount: number | null;
+  liveBitmap: Uint8Array | null;
+}
+
+export interface EpochRow {
+  id: number;
+  state: EpochRowState;
+  createdAt: number;
+  closingAt: number | null;
+  closedAt: number | null;
+}
+
+export interface ZoneRow {
+  zone: number;
+  epoch: number;
+}
+
+export interface CatalogMeta {
+  formatVersion: number;
+  geometry: Readonly<Record<string, number>>;
+  deviceKind: string;
+  devicePath: string;
+  createdAt: number;
+  nextSlabId: number;
+  nextEpochId: number;
+  currentEpoch: number;
+}
+
+export interface CatalogBatch {
+  slabs?: Iterable<SlabRow>;
+  zonesOwned?: Iterable<ZoneRow>;
+  zonesReleased?: Iterable<number>;
+  epochs?: Iterable<EpochRow>;
+  meta?: Partial<Pick<CatalogMeta, 'nextSlabId' | 'nextEpochId' | 'currentEpoch'>>;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS epochs (
+  id         INTEGER PRIMARY KEY,
+  state      TEXT NOT NULL CHECK (state IN ('ACTIVE', 'CLOSING', 'CLOSED')),
+  created_at INTEGER NOT NULL,
+  closing_at INTEGER,
+  closed_at  INTEGER
+) STRICT;
+CREATE TABLE IF NOT EXISTS zones (
+  zone  INTEGER PRIMARY KEY,
+  epoch INTEGER NOT NULL REFERENCES epochs(id)
+) STRICT;
+CREATE TABLE IF NOT EXISTS slabs (
+  slab_id     INTEGER PRIMARY KEY,
+  generation  INTEGER NOT NULL,
+  gen_limit   INTEGER NOT NULL,
+  state       TEXT NOT NULL CHECK (state IN ('sealed', 'free', 'retired')),
+  epoch       INTEGER,
+  size_class  INTEGER,
+  zone        INTEGER,
+  offset      INTEGER,
+  length      INTEGER,
+  slot_count  INTEGER,
+  live_count  INTEGER,
+  live_bitmap BLOB,
+  CHECK (generation < gen_limit OR state <> 'sealed'),
+  CHECK (state <> 'sealed' OR (zone IS NOT NULL AND offset IS NOT NULL AND live_bitmap IS NOT NULL))
+) STRICT;
+CREATE INDEX IF NOT EXISTS slabs_by_zone ON slabs(zone) WHERE state = 'sealed';
+`;
+
+interface RawSlabRow {
+  slab_id: number;
+  generation: number;
+  gen_limit: number;
+  state: SlabRowState;
+  epoch: number | null;
+  size_class: number | null;
+  zone: number | null;
+  offset: number | null;
+  length: number | null;
+  slot_count: number | null;
+  live_count: number | null;
+  live_bitmap: Buffer | null;
+}
+
+interface RawEpochRow {
+  id: number;
+  state: EpochRowState;
+  created_at: number;
+  closing_at: number | null;
+  closed_at: number | null;
+}
+
+export class Catalog {
+  readonly file: string;
+  private readonly db: Database.Database;
+  private readonly upsertSlab: Database.Statement;
+  private readonly upsertEpoch: Database.Statement;
+  private readonly insertZone: Database.Statement;
+  private readonly deleteZone: Database.Statement;
+  private readonly setMeta: Database.Statement;
+  private readonly commitTx: (batch: CatalogBatch) => void;
+  private closed = false;
+
+  /**
+   * Opens (creating if needed) the catalog at `file`. `readonly` opens without taking the
+   * store's lock, for inspection tools; it fails if a store holds the catalog open.
+   */
+  constructor(file: string, options: { readonly?: boolean; mustExist?: boolean } = {}) {
+    this.file = file;
+    try {
+      this.db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.mustExist ?? false, timeout: 0 });
+    } catch (err) {
+      throw new ZnsSlabError(ErrorCode.INVALID_STORE, `cannot open catalog ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      if (!options.readonly) {
+        this.db.pragma('locking_mode = EXCLUSIVE');
+        this.db.pragma('journal_mode = WAL');
+        this.db.pragma('synchronous = FULL');
+        // Take the exclusive lock now, so a second opener fails at open and not mid-flush.
+        this.db.exec('BEGIN IMMEDIATE');
+        this.db.exec(SCHEMA);
+        this.db.exec('COMMIT');
+      }
+      this.db.pragma('foreign_keys = ON');
+    } catch (err) {
+      this.db.close();
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+        throw new ZnsSlabError(ErrorCode.STORE_LOCKED, `catalog ${file} is held open by another store (another process, or this one)`, { cause: err });
+      }
+      if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+        throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${file} is not a zns-slab catalog: ${(err as Error).message}`, { cause: err });
+      }
+      throw err;
+    }
+    if (options.readonly) {
+      // Statements that write are never run on a read-only catalog; prepare harmless stand-ins.
+      const noop = this.db.prepare('SELECT 1');
+      this.upsertSlab = this.upsertEpoch = this.insertZone = this.deleteZone = this.setMeta = noop;
+      this.commitTx = () => {
+        throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'catalog opened read-only');
+      };
+      return;
+    }
+    this.upsertSlab = this.db.prepare(`
+      INSERT INTO slabs (slab_id, generation, gen_limit, state, epoch, size_class, zone, offset, length, slot_count, live_count, live_bitmap)
+      VALUES (@slabId, @generation, @genLimit, @state, @epoch, @sizeClass, @zone, @offset, @length, @slotCount, @liveCount, @liveBitmap)
+      ON CONFLICT(slab_id) DO UPDATE SET
+        generation = excluded.generation, gen_limit = excluded.gen_limit, state = excluded.state,
+        epoch = excluded.epoch, size_class = excluded.size_class, zone = excluded.zone, offset = excluded.offset,
+        length = excluded.length, slot_count = excluded.slot_count, live_count = excluded.live_count,
+        live_bitmap = excluded.live_bitmap`);
+    this.upsertEpoch = this.db.prepare(`
+      INSERT INTO epochs (id, state, created_at, closing_at, closed_at) VALUES (@id, @state, @createdAt, @closingAt, @closedAt)
+      ON CONFLICT(id) DO UPDATE SET state = excluded.state, closing_at = excluded.closing_at, closed_at = excluded.closed_at`);
+    this.insertZone = this.db.prepare('INSERT OR REPLACE INTO zones (zone, epoch) VALUES (@zone, @epoch)');
+    this.deleteZone = this.db.prepare('DELETE FROM zones WHERE zone = ?');
+    this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
+    this.commitTx = this.db.transaction((batch: CatalogBatch) => {
+      // Epochs first: zone rows reference them.
+      for (const e of batch.epochs ?? []) this.upsertEpoch.run(e);
+      for (const s of batch.slabs ?? []) {
+        this.upsertSlab.run({ ...s, liveBitmap: s.liveBitmap === null ? null : Buffer.from(s.liveBitmap) });
+      }
+      for (const z of batch.zonesReleased ?? []) this.deleteZone.run(z);
+      for (const z of batch.zonesOwned ?? []) this.insertZone.run(z);
+      const m = batch.meta ?? {};
+      if (m.nextSlabId !== undefined) this.setMeta.run('next_slab_id', String(m.nextSlabId));
+      if (m.nextEpochId !== undefined) this.setMeta.run('next_epoch_id', String(m.nextEpochId));
+      if (m.currentEpoch !== undefined) this.setMeta.run('current_epoch', String(m.currentEpoch));
+    });
+  }
+
+  /** True until `initialize` has run on this catalog. */
+  isEmpty(): boolean {
+    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'format_version'").get() as { value: string } | undefined;
+    return row === undefined;
+  }
+
+  initialize(meta: CatalogMeta, firstEpoch: EpochRow): void {
+    this.db.transaction(() => {
+      this.setMeta.run('format_version', String(meta.formatVersion));
+      this.setMeta.run('geometry', JSON.stringify(meta.geometry));
+      this.setMeta.run('device_kind', meta.deviceKind);
+      this.setMeta.run('device_path', meta.devicePath);
+      this.setMeta.run('created_at', String(meta.createdAt));
+      this.setMeta.run('next_slab_id', String(meta.nextSlabId));
+      this.setMeta.run('next_epoch_id', String(meta.nextEpochId));
+      this.setMeta.run('current_epoch', String(meta.currentEpoch));
+      this.upsertEpoch.run(firstEpoch);
+    })();
+  }
+
+  readMeta(): CatalogMeta {
+    const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[];
+    const m = new Map(rows.map((r) => [r.key, r.value]));
+    const need = (key: string): string => {
+      const v = m.get(key);
+      if (v === undefined) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `catalog ${this.file} has no '${key}'`);
+      return v;
+    };
+    const formatVersion = Number(need('format_version'));
+    if (formatVersion !== CATALOG_FORMAT_VERSION) {
+      throw new ZnsSlabError(ErrorCode.FORMAT_VERSION, `catalog ${this.file} is format ${formatVersion}; this release reads ${CATALOG_FORMAT_VERSION}`);
+    }
+    return {
+      formatVersion,
+      geometry: JSON.parse(need('geometry')) as Record<string, number>,
+      deviceKind: need('device_kind'),
+      devicePath: need('device_path'),
+      createdAt: Number(need('created_at')),
+      nextSlabId: Number(need('next_slab_id')),
+      nextEpochId: Number(need('next_epoch_id')),
+      currentEpoch: Number(need('current_epoch')),
+    };
+  }
+
+  *slabs(): IterableIterator<SlabRow> {
+    const stmt = this.db.prepare('SELECT * FROM slabs ORDER BY slab_id');
+    for (const r of stmt.iterate() as IterableIterator<RawSlabRow>) {
+      yield {
+        slabId: r.slab_id,
+        generation: r.generation,
+        genLimit: r.gen_limit,
+        state: r.state,
+        epoch: r.epoch,
+        sizeClass: r.size_class,
+        zone: r.zone,
+        offset: r.offset,
+        length: r.length,
+        slotCount: r.slot_count,
+        liveCount: r.live_count,
+        liveBitmap: r.live_bitmap === null ? null : new Uint8Array(r.live_bitmap),
+      };
+    }
+  }
+
+  epochs(options: { includeClosed?: boolean } = {}): EpochRow[] {
+    const sql = options.includeClosed ? 'SELECT * FROM epochs ORDER BY id' : "SELECT * FROM epochs WHERE state <> 'CLOSED' ORDER BY id";
+    return (this.db.prepare(sql).all() as RawEpochRow[]).map((r) => ({
+      id: r.id,
+      state: r.state,
+      createdAt: r.created_at,
+      closingAt: r.closing_at,
+      closedAt: r.closed_at,
+    }));
+  }
+
+  zones(): ZoneRow[] {
+    return this.db.prepare('SELECT zone, epoch FROM zones ORDER BY zone').all() as ZoneRow[];
+  }
+
+  /** One atomic, durable transaction. */
+  commit(batch: CatalogBatch): void {
+    this.checkOpen();
+    this.commitTx(batch);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `catalog ${this.file} is closed`);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The slab registry: slab id -> live slab and generation (seed Phase 1.5).
+ *
+ * Stale handles are caught by generation, and that must hold across crashes too: a handle
+ * handed out just before a crash must never match an object written after the restart. So
+ * generations are leased: before a generation is used, the catalog durably records a limit
+ * above it (`genLimit`), in batches so the cost is one catalog commit per LEASE_BATCH slabs.
+ * After a restart every free id resumes at its recorded limit, past anything that may have
+ * been handed out. A slab emptied while still in memory is reused in place under the next
+ * generation of its lease ("kept hot"); when the lease runs out, the id goes back for a new one.
+ */
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import type { SlabRow } from '../catalog/catalog.js';
+import { MAX_GENERATION, MAX_SLAB_ID } from './handle.js';
+import { type Slab, SlabState } from './slab.js';
+
+/** Generations one lease covers: how often an in-memory slab can be reused before a new lease. */
+export const GENERATION_LEASE = 16;
+/** Slab ids leased per catalog commit. */
+export const LEASE_BATCH = 64;
+/** Slab id 0 is never used, so the all-zero handle is never valid. */
+export const FIRST_SLAB_ID = 1;
+
+export type LeaseCommit = (rows: SlabRow[], nextSlabId: number) => void;
+
+export function freeRow(slabId: number, generation: number, genLimit: number, retired = false): SlabRow {
+  return {
+    slabId,
+    generation,
+    genLimit,
+    state: retired ? 'retired' : 'free',
+    epoch: null,
+    sizeClass: null,
+    zone: null,
+    offset: null,
+    length: null,
+    slotCount: null,
+    liveCount: null,
+    liveBitmap: null,
+  };
+}
+
+export class SlabRegistry {
+  /** Live slabs (OPEN or SEALED) by id. */
+  private readonly slabs: (Slab | undefined)[] = [];
+  /** Free ids: the next generation to use. Live ids: unused. */
+  private readonly nextGeneration: number[] = [];
+  /** Exclusive limit of the id's durable lease. */
+  private readonly genLimit: number[] = [];
+  private readonly retired = new Set<number>();
+  /** Free ids whose lease has room: ready to use without touching the catalog. */
+  private readonly leased: number[] = [];
+  /** Free ids that need a lease first. */
+  private readonly unleased: number[] = [];
+  nextSlabId: number;
+  liveSlabs = 0;
+
+  constructor(nextSlabId: number) {
+    this.nextSlabId = Math.max(FIRST_SLAB_ID, nextSlabId);
+  }
+
+  restoreSealed(slab: Slab, genLimit: number): void {
+    assert(slab.generation < genLimit, `slab ${slab.id} generation below its lease`);
+    this.slabs[slab.id] = slab;
+    this.genLimit[slab.id] = genLimit;
+    this.liveSlabs++;
+  }
+
+  /** A free id from the catalog: anything below its limit may have been handed out. */
+  restoreFree(slabId: number, genLimit: number): void {
+    this.genLimit[slabId] = genLimit;
+    this.nextGeneration[slabId] = genLimit;
+    this.unleased.push(slabId);
+  }
+
+  restoreRetired(slabId: number): void {
+    this.retired.add(slabId);
+  }
+
+  /**
+   * The live slab a handle names, or a coded error. `slabId`/`generation` come from the handle.
+   */
+  lookup(slabId: number, generation: number): Slab {
+    if (slabId < FIRST_SLAB_ID || slabId >= this.nextSlabId) {
+      throw new ZnsSlabError(ErrorCode.INVALID_HANDLE, `handle names slab ${slabId}, which this store never allocated`);
+    }
+    const slab = this.slabs[slabId];
+    if (slab === undefined) {
+      throw new ZnsSlabError(ErrorCode.STALE_HANDLE, `handle names slab ${slabId}, which is free: its objects were freed or its epoch closed`);
+    }
+    if (slab.generation !== generation) {
+      throw new ZnsSlabError(
+        ErrorCode.STALE_HANDLE,
+        `handle generation ${generation} does not match slab ${slabId}'s generation ${slab.generation}: the slab was reused`,
+      );
+    }
+    return slab;
+  }
+
+  get(slabId: number): Slab | undefined {
+    return this.slabs[slabId];
+  }
+
+  /** True when `acquire` can run without a lease commit first. */
+  hasLeasedId(): boolean {
+    return this.leased.length > 0;
+  }
+
+  /** A free id and its generation, from the leased pool (call `lease` first when empty). */
+  acquire(): { slabId: number; generation: number } {
+    const slabId = this.leased.pop();
+    assert(slabId !== undefined, 'acquire needs a leased id');
+    const generation = this.nextGeneration[slabId]!;
+    assert(generation < this.genLimit[slabId]!, 'acquired generation inside its lease');
+    return { slabId, generation };
+  }
+
+  /** Starts tracking `slab` (built by the caller from `acquire`'s id and generation). */
+  attach(slab: Slab): void {
+    assert(this.slabs[slab.id] === undefined, `slab id ${slab.id} is free before attach`);
+    this.slabs[slab.id] = slab;
+    this.liveSlabs++;
+  }
+
+  /**
+   * The next generation for an empty OPEN slab to reuse in place, or undefined when its lease
+   * is spent (then the caller recycles it).
+   */
+  nextHotGeneration(slab: Slab): number | undefined {
+    const next = slab.generation + 1;
+    return next < this.genLimit[slab.id]! ? next : undefined;
+  }
+
+  /**
+   * Frees `slab`'s id. Its next generation is the lease limit, which no handle can carry.
+   * Returns the catalog row that records the free id.
+   */
+  recycle(slab: Slab): SlabRow {
+    assert(this.slabs[slab.id] === slab, `recycle of slab ${slab.id}, which is live`);
+    this.slabs[slab.id] = undefined;
+    this.liveSlabs--;
+    const limit = this.genLimit[slab.id]!;
+    this.nextGeneration[slab.id] = limit;
+    if (limit + GENERATION_LEASE > MAX_GENERATION + 1) {
+      // Generations would wrap: retire the id for good rather than risk ABA.
+      this.retired.add(slab.id);
+      return freeRow(slab.id, limit, limit, true);
+    }
+    this.unleased.push(slab.id);
+    return freeRow(slab.id, limit, limit);
+  }
+
+  /** The catalog row for an id as memory knows it now (SEALED slabs only are 'sealed'). */
+  rowFor(slabId: number): SlabRow {
+    const slab = this.slabs[slabId];
+    const limit = this.genLimit[slabId]!;
+    if (slab !== undefined && slab.state === SlabState.SEALED) {
+      return {
+        slabId,
+        generation: slab.generation,
+        genLimit: limit,
+        state: 'sealed',
+        epoch: slab.epoch,
+        sizeClass: slab.cls.index,
+        zone: slab.zone,
+        offset: slab.offset,
+        length: slab.length,
+        slotCount: slab.slotCount,
+        liveCount: slab.liveCount,
+        liveBitmap: slab.bitmapBytes(),
+      };
+    }
+    // An OPEN slab is not in the catalog: its id is recorded as free under its lease.
+    const generation = slab !== undefined ? slab.generation : this.nextGeneration[slabId]!;
+    return freeRow(slabId, generation, limit, this.retired.has(slabId));
+  }
+
+  /**
+   * Leases up to LEASE_BATCH ids: recycled ones first, then new ones. `commit` must make the
+   * rows durable before it returns; only then are the ids used.
+   */
+  lease(commit: LeaseCommit): void {
+    const rows: SlabRow[] = [];
+    const ids: number[] = [];
+    while (ids.length < LEASE_BATCH && this.unleased.length > 0) ids.push(this.unleased.pop()!);
+    let next = this.nextSlabId;
+    while (ids.length < LEASE_BATCH && next <= MAX_SLAB_ID) {
+      this.nextGeneration[next] = 0;
+      this.genLimit[next] = 0;
+      ids.push(next++);
+    }
+    if (ids.length === 0) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `all ${MAX_SLAB_ID} slab ids are in use`);
+    }
+    for (const id of ids) {
+      const generation = this.nextGeneration[id]!;
+      rows.push(freeRow(id, generation, generation + GENERATION_LEASE));
+    }
+    try {
+      commit(rows, next);
+    } catch (err) {
+      // Nothing was leased: put recycled ids back; new ids were never handed out.
+      for (const id of ids) if (id < this.nextSlabId) this.unleased.push(id);
+      throw err;
+    }
+    this.nextSlabId = next;
+    // Reversed, so pop() hands out the lowest ids first.
+    for (let i = rows.length - 1; i >= 0; i--) {
+      const row = rows[i]!;
+      this.genLimit[row.slabId] = row.genLimit;
+      this.leased.push(row.slabId);
+    }
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * A slab: up to 256 slots of one size class, and one generation of one slab id.
+ *
+ * A slab is OPEN while it fills in memory, then SEALED: appended once at a zone's write
+ * pointer and never written again (zones are append-only). Its slots are therefore written
+ * at most once per generation; a slab id is reused only under a new generation.
+ *
+ * Slot layout (device and memory alike), `stride` bytes per slot:
+ *   u32 length | u32 crc32(identity || payload) | payload | zero padding
+ * The identity (slab id, generation, slot, class) is in the checksum, so bytes read from the
+ * wrong place, or from an older life of this slab, fail it instead of being returned.
+ */
+import zlib from 'node:zlib';
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { SLOT_HEADER_BYTES, type SizeClass } from './sizeClass.js';
+
+export const enum SlabState {
+  OPEN = 1,
+  SEALED = 2,
+}
+
+/** First in-memory buffer of a slab; it doubles as slots fill, so tiny epochs stay tiny. */
+const INITIAL_BUFFER_BYTES = 4096;
+const BITMAP_WORDS = 8; // 256 bits
+
+const identity = Buffer.alloc(12);
+
+function checksum(slabId: number, generation: number, slot: number, sizeClass: number, payload: Uint8Array): number {
+  identity.writeUInt32LE(slabId, 0);
+  identity.writeUInt32LE(generation, 4);
+  identity.writeUInt16LE(slot, 8);
+  identity.writeUInt16LE(sizeClass, 10);
+  return zlib.crc32(payload, zlib.crc32(identity));
+}
+
+export class Slab {
+  readonly id: number;
+  generation: number;
+  readonly cls: SizeClass;
+  readonly epoch: number;
+  state: SlabState;
+  /** Slots handed out in this generation; slot indexes are never reused within it. */
+  slotCount = 0;
+  liveCount = 0;
+  readonly live = new Uint32Array(BITMAP_WORDS);
+  /** OPEN only: the slots written so far. */
+  buffer: Buffer | undefined;
+  /** SEALED only: where the slab lives. */
+  zone = -1;
+  offset = -1;
+  length = 0;
+
+  constructor(id: number, generation: number, cls: SizeClass, epoch: number) {
+    this.id = id;
+    this.generation = generation;
+    this.cls = cls;
+    this.epoch = epoch;
+    this.state = SlabState.OPEN;
+    this.buffer = Buffer.alloc(Math.min(INITIAL_BUFFER_BYTES, cls.slabBytes));
+  }
+
+  static sealed(
+    id: number,
+    generation: number,
+    cls: SizeClass,
+    epoch: number,
+    where: { zone: number; offset: number; length: number; slotCount: number; live: Uint8Array },
+  ): Slab {
+    const slab = new Slab(id, generation, cls, epoch);
+    slab.buffer = undefined;
+    slab.state = SlabState.SEALED;
+    slab.zone = where.zone;
+    slab.offset = where.offset;
+    slab.length = where.length;
+    slab.slotCount = where.slotCount;
+    slab.setBitmap(where.live);
+    return slab;
+  }
+
+  get isFull(): boolean {
+    return this.slotCount === this.cls.slotsPerSlab;
+  }
+
+  /** Writes `payload` into the next slot; returns the slot index. OPEN slabs only. */
+  append(payload: Uint8Array): number {
+    assert(this.state === SlabState.OPEN && this.buffer !== undefined, 'append to an open slab');
+    assert(this.slotCount < this.cls.slotsPerSlab, 'slot within the slab');
+    assert(payload.length <= this.cls.size, 'payload fits the class');
+    const slot = this.slotCount;
+    const stride = this.cls.stride;
+    const end = (slot + 1) * stride;
+    if (end > this.buffer.length) this.grow(end);
+    const buf = this.buffer!;
+    const at = slot * stride;
+    buf.writeUInt32LE(payload.length, at);
+    buf.writeUInt32LE(checksum(this.id, this.generation, slot, this.cls.index, payload), at + 4);
+    buf.set(payload, at + SLOT_HEADER_BYTES);
+    // A hot slab reuses its buffer: clear what an older generation left in the padding.
+    buf.fill(0, at + SLOT_HEADER_BYTES + payload.length, end);
+    this.slotCount = slot + 1;
+    this.live[slot >>> 5]! |= 1 << (slot & 31);
+    this.liveCount++;
+    return slot;
+  }
+
+  isLive(slot: number): boolean {
+    return (this.live[slot >>> 5]! & (1 << (slot & 31))) !== 0;
+  }
+
+  clearLive(slot: number): void {
+    assert(slot < this.slotCount && this.isLive(slot), 'free of a live slot');
+    this.live[slot >>> 5]! &= ~(1 << (slot & 31));
+    this.liveCount--;
+  }
+
+  /** OPEN only: a copy of the slot's payload (the caller may keep or change it). */
+  readFromMemory(slot: number): Buffer {
+    assert(this.buffer !== undefined, 'slab has its buffer');
+    return decodeSlot(this.buffer.subarray(slot * this.cls.stride, (slot + 1) * this.cls.stride), this.id, this.generation, slot, this.cls);
+  }
+
+  /** Device offset of a slot relative to the zone start. SEALED only. */
+  slotOffset(slot: number): number {
+    return this.offset + slot * this.cls.stride;
+  }
+
+  /** The bytes to append to the device: the written slots, rounded up to `blockSize`. */
+  sealImage(blockSize: number): Buffer {
+    assert(this.buffer !== undefined && this.slotCount > 0, 'seal a non-empty open slab');
+    const used = this.slotCount * this.cls.stride;
+    const length = Math.ceil(used / blockSize) * blockSize;
+    if (length > this.buffer.length) this.grow(length);
+    this.buffer!.fill(0, used, length);
+    return this.buffer!.subarray(0, length);
+  }
+
+  markSealed(zone: number, offset: number, length: number): void {
+    assert(this.state === SlabState.OPEN, 'seal an open slab once');
+    this.state = SlabState.SEALED;
+    this.zone = zone;
+    this.offset = offset;
+    this.length = length;
+    this.buffer = undefined;
+  }
+
+  /** Starts a new generation in place: same id, no slots. Only for an empty OPEN slab. */
+  resetInPlace(generation: number): void {
+    assert(this.state === SlabState.OPEN && this.liveCount === 0, 'reset an empty open slab');
+    this.generation = generation;
+    this.slotCount = 0;
+    this.live.fill(0);
+  }
+
+  bitmapBytes(): Uint8Array {
+    return new Uint8Array(this.live.buffer.slice(0));
+  }
+
+  private setBitmap(bytes: Uint8Array): void {
+    assert(bytes.length === BITMAP_WORDS * 4, 'bitmap is 32 bytes');
+    const words = new Uint32Array(new Uint8Array(bytes).buffer);
+    this.live.set(words);
+    let n = 0;
+    for (let slot = 0; slot < this.slotCount; slot++) if (this.isLive(slot)) n++;
+    this.liveCount = n;
+  }
+
+  private grow(atLeast: number): void {
+    const next = Buffer.alloc(Math.max(atLeast, Math.min(this.buffer!.length * 2, this.cls.slabBytes)));
+    this.buffer!.copy(next);
+    this.buffer = next;
+  }
+}
+
+/**
+ * Checks one slot's bytes against its header and identity; returns a copy of the payload.
+ * Anything that does not check out is ERR_CHECKSUM: never returned as data.
+ */
+export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number, slot: number, cls: SizeClass): Buffer {
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.length < SLOT_HEADER_BYTES) {
+    throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId}: short read`);
+  }
+  const length = view.readUInt32LE(0);
+  if (length > cls.size || SLOT_HEADER_BYTES + length > view.length) {
+    throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId}: stored length ${length} is impossible for its ${cls.size}-byte class`);
+  }
+  const payload = view.subarray(SLOT_HEADER_BYTES, SLOT_HEADER_BYTES + length);
+  const expected = view.readUInt32LE(4);
+  if (checksum(slabId, generation, slot, cls.index, payload) !== expected) {
+    throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId} (generation ${generation}) fails its checksum`);
+  }
+  return Buffer.from(payload);
+}

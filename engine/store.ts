@@ -1,0 +1,587 @@
+/**
+ * The Store: objects in slabs, slabs on zones, epochs reclaimed by zone reset, all of it
+ * recorded in the catalog. The API is synchronous, like better-sqlite3 and lmdb-js's get:
+ * no promise per object.
+ *
+ * Durability: a put is readable at once (from memory until its slab is sealed) and durable
+ * once `flush()` returns. Epoch transitions and frees become durable at the next flush;
+ * `epochClose` is durable when it returns. Writes reach the device (and are flushed) before
+ * the catalog commits anything that points at them.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { CATALOG_FORMAT_VERSION, Catalog, type CatalogMeta, type EpochRow, type SlabRow } from '../catalog/catalog.js';
+import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
+import { sameGeometry } from '../zns/emulated.js';
+import { openZonedDevice } from '../zns/open.js';
+import { type Counters, newCounters } from './counters.js';
+import { Epoch, EpochState } from './epoch.js';
+import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
+import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
+import { SizeClassTable } from './sizeClass.js';
+import { Slab, SlabState, decodeSlot } from './slab.js';
+import { ZoneManager } from './zones.js';
+
+export const CATALOG_FILE = 'catalog.db';
+export const DEFAULT_DEVICE_DIR = 'device';
+const FIRST_EPOCH = 1;
+
+export interface StoreOptions {
+  /**
+   * The zoned device: a `ZonedDevice` (the store takes it over and closes it), or a path to a
+   * block device or an emulated device folder. Default: the emulated device in `<store>/device`.
+   */
+  device?: ZonedDevice | string;
+  /** Geometry of a new emulated device; for an existing store it must match (else ERR_GEOMETRY_MISMATCH). */
+  geometry?: Partial<DeviceGeometry>;
+}
+
+export interface PutOptions {
+  /** The epoch to allocate in; it must be ACTIVE. Default: the current epoch. */
+  epoch?: number;
+}
+
+export interface StoreSummary {
+  epochCurrent: number;
+  epochs: { id: number; state: EpochState; zones: number; slabs: number; liveObjects: number }[];
+  zonesOwned: number;
+  zonesFree: number;
+  zonesActive: number;
+  zonesOpen: number;
+  liveSlabs: number;
+  liveObjects: number;
+  counters: Counters;
+}
+
+function now(): number {
+  return Date.now();
+}
+
+export class Store implements Disposable {
+  readonly path: string;
+  readonly device: ZonedDevice;
+  readonly sizeClasses: SizeClassTable;
+  private readonly catalog: Catalog;
+  private readonly registry: SlabRegistry;
+  private readonly zones: ZoneManager;
+  private readonly epochs = new Map<number, Epoch>();
+  private readonly counters: Counters = newCounters();
+  private readonly blockSize: number;
+  private current: Epoch;
+  private nextEpochId: number;
+  /** Slab ids whose catalog row changed since the last commit. */
+  private readonly dirtyIds = new Set<number>();
+  private readonly dirtyEpochs = new Set<Epoch>();
+  /** Zones taken by an epoch and not yet recorded in the catalog. */
+  private readonly pendingZones = new Map<number, number>();
+  /** Zones the catalog says are owned but the engine has let go (recorded at the next commit). */
+  private readonly pendingReleases = new Set<number>();
+  private metaDirty = false;
+  private closed = false;
+
+  /** Use `openStore`. */
+  constructor(dir: string, catalog: Catalog, device: ZonedDevice) {
+    this.path = dir;
+    this.catalog = catalog;
+    this.device = device;
+    const g = device.geometry;
+    this.blockSize = g.logicalBlockSize;
+    this.sizeClasses = new SizeClassTable(g.zoneCapacity, g.logicalBlockSize);
+    const meta = catalog.readMeta();
+    this.registry = new SlabRegistry(meta.nextSlabId);
+    this.zones = new ZoneManager(device, this.counters);
+
+    let maxEpoch = 0;
+    for (const row of catalog.epochs()) {
+      const epoch = new Epoch(row.id, row.state as EpochState, row.createdAt, true);
+      epoch.closingAt = row.closingAt;
+      this.epochs.set(row.id, epoch);
+      maxEpoch = Math.max(maxEpoch, row.id);
+    }
+    this.nextEpochId = Math.max(meta.nextEpochId, maxEpoch + 1);
+
+    const owners = new Map<number, number>();
+    for (const { zone, epoch } of catalog.zones()) {
+      if (this.epochs.has(epoch)) owners.set(zone, epoch);
+      else this.pendingReleases.add(zone); // owned by an epoch that is gone: reset below
+    }
+    this.zones.load(device.reportZones(), owners);
+    for (const [zone, epoch] of owners) this.epochs.get(epoch)!.zones.add(zone);
+    this.loadSlabs();
+    this.zones.chooseHeads();
+
+    const current = this.epochs.get(meta.currentEpoch);
+    this.current = current !== undefined && current.state === EpochState.ACTIVE ? current : this.createEpoch();
+    for (const epoch of this.epochs.values()) if (epoch.state === EpochState.CLOSING) this.recycleEmptySlabs(epoch);
+  }
+
+  // ---- objects ---------------------------------------------------------------------------
+
+  /** Stores `bytes` (copied) in an epoch; returns its handle. Readable at once, durable after `flush()`. */
+  put(bytes: Uint8Array, options?: PutOptions): bigint {
+    this.checkOpen();
+    if (!(bytes instanceof Uint8Array)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `put takes a Buffer or Uint8Array, got ${describe(bytes)}`);
+    }
+    const epoch = options?.epoch === undefined ? this.current : this.epochForPut(options.epoch);
+    const classIndex = this.sizeClasses.classFor(bytes.length);
+    let slab = epoch.openSlabs[classIndex];
+    if (slab === undefined || slab.isFull) slab = this.nextSlab(epoch, classIndex, slab);
+    const slot = slab.append(bytes);
+    this.counters.puts++;
+    this.counters.userBytesPut += bytes.length;
+    return encodeHandle(slab.id, slab.generation, slot, classIndex);
+  }
+
+  /** The object's bytes (a copy). Stale, forged or corrupt handles get a coded error, never other bytes. */
+  get(handle: bigint): Buffer {
+    this.checkOpen();
+    const { slab, slot } = this.resolve(handle);
+    this.counters.gets++;
+    if (slab.state === SlabState.OPEN) return slab.readFromMemory(slot);
+    const zone = this.zones.zones[slab.zone]!;
+    const bytes = this.device.read(zone.start + slab.slotOffset(slot), slab.cls.stride);
+    return decodeSlot(bytes, slab.id, slab.generation, slot, slab.cls);
+  }
+
+  /** Frees the object. Its handle (and any copy of it) goes stale at once. */
+  free(handle: bigint): void {
+    this.checkOpen();
+    const { slab, slot } = this.resolve(handle);
+    slab.clearLive(slot);
+    this.counters.frees++;
+    if (slab.state === SlabState.SEALED) this.dirtyIds.add(slab.id);
+    if (slab.liveCount === 0) this.onSlabEmpty(slab);
+  }
+
+  /** Largest object this store accepts (depends on the zone capacity). */
+  get maxObjectSize(): number {
+    return this.sizeClasses.maxObjectSize;
+  }
+
+  // ---- epochs ----------------------------------------------------------------------------
+
+  epochCurrent(): number {
+    this.checkOpen();
+    return this.current.id;
+  }
+
+  /** The current epoch becomes CLOSING and a new ACTIVE one starts; returns the new epoch. */
+  epochAdvance(): number {
+    this.checkOpen();
+    const old = this.current;
+    this.startClosing(old);
+    this.current = this.createEpoch();
+    this.metaDirty = true;
+    return this.current.id;
+  }
+
+  /**
+   * Closes an epoch: its zones are reset and their space returned; every handle into it goes
+   * stale. Closing the current epoch first advances to a new one. Durable on return.
+   */
+  epochClose(epochId: number): void {
+    this.checkOpen();
+    const epoch = this.liveEpoch(epochId);
+    if (epoch === this.current) this.epochAdvance();
+    if (epoch.state === EpochState.ACTIVE) this.startClosing(epoch);
+
+    const rows: SlabRow[] = [];
+    for (const slab of epoch.slabs) {
+      if (slab.state === SlabState.SEALED) this.zones.zones[slab.zone]!.slabs.delete(slab);
+      rows.push(this.registry.recycle(slab));
+      this.dirtyIds.delete(slab.id);
+      this.counters.slabsFreed++;
+    }
+    epoch.slabs.clear();
+    epoch.openSlabs.length = 0;
+    const zones = [...epoch.zones];
+    const committedZones = zones.filter((z) => !this.pendingZones.delete(z));
+    epoch.state = EpochState.CLOSED;
+    epoch.closedAt = now();
+    if (epoch.persisted) {
+      // The catalog lets go first; a crash before the resets leaves unowned zones with data,
+      // which the next open resets (see ZoneManager.load).
+      this.catalog.commit({
+        epochs: [epochRow(epoch)],
+        slabs: rows,
+        zonesReleased: committedZones,
+        meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId },
+      });
+      this.dirtyEpochs.delete(epoch);
+    }
+    for (const zone of zones) this.zones.reset(zone);
+    epoch.zones.clear();
+    this.epochs.delete(epoch.id);
+  }
+
+  /** The epoch's state; epochs closed long ago report CLOSED. */
+  epochState(epochId: number): EpochState {
+    this.checkOpen();
+    checkEpochId(epochId);
+    const epoch = this.epochs.get(epochId);
+    if (epoch !== undefined) return epoch.state;
+    if (epochId < this.nextEpochId) return EpochState.CLOSED;
+    throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
+  }
+
+  // ---- durability ------------------------------------------------------------------------
+
+  /**
+   * Seals every partial slab to its zone, flushes the device, then commits the catalog.
+   * Everything put, freed or advanced before the call is durable when it returns. Zones of
+   * CLOSING epochs that no longer hold a live object are reset here.
+   */
+  flush(): void {
+    this.checkOpen();
+    for (const epoch of this.epochs.values()) {
+      for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
+    }
+    this.device.flush();
+
+    const reclaim: number[] = [];
+    for (const epoch of this.epochs.values()) {
+      if (epoch.state !== EpochState.CLOSING) continue;
+      for (const zone of epoch.zones) if (this.zones.zones[zone]!.slabs.size === 0) reclaim.push(zone);
+    }
+    for (const zone of reclaim) {
+      const owner = this.zones.zones[zone]!.owner;
+      this.epochs.get(owner)!.zones.delete(zone);
+      if (!this.pendingZones.delete(zone)) this.pendingReleases.add(zone);
+    }
+    this.commit();
+    for (const zone of reclaim) this.zones.reset(zone);
+    this.counters.flushes++;
+  }
+
+  /** Flushes and closes the store and its device. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.flush();
+    } finally {
+      this.closed = true;
+      this.catalog.close();
+      this.device.close();
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** A point-in-time summary: cheap (O(epochs)), for demos, tools and tests. */
+  summary(): StoreSummary {
+    this.checkOpen();
+    const epochs = [...this.epochs.values()].map((e) => {
+      let liveObjects = 0;
+      for (const s of e.slabs) liveObjects += s.liveCount;
+      return { id: e.id, state: e.state, zones: e.zones.size, slabs: e.slabs.size, liveObjects };
+    });
+    return {
+      epochCurrent: this.current.id,
+      epochs,
+      zonesOwned: epochs.reduce((n, e) => n + e.zones, 0),
+      zonesFree: this.zones.freeZoneCount(),
+      zonesActive: this.zones.activeZones,
+      zonesOpen: this.zones.openZones,
+      liveSlabs: this.registry.liveSlabs,
+      liveObjects: epochs.reduce((n, e) => n + e.liveObjects, 0),
+      counters: { ...this.counters },
+    };
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private resolve(handle: bigint): { slab: Slab; slot: number } {
+    const h = unpackHandle(handle);
+    if (h.version !== HANDLE_VERSION) {
+      throw new ZnsSlabError(ErrorCode.INVALID_HANDLE, `handle version ${h.version} is not ${HANDLE_VERSION}`);
+    }
+    const slab = this.registry.lookup(h.slabId, h.generation);
+    if (slab.cls.index !== h.sizeClass) {
+      throw new ZnsSlabError(ErrorCode.INVALID_HANDLE, `handle says size class ${h.sizeClass}; slab ${h.slabId} is class ${slab.cls.index}`);
+    }
+    if (h.slot >= slab.slotCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_HANDLE, `handle names slot ${h.slot}; slab ${h.slabId} has handed out ${slab.slotCount}`);
+    }
+    if (!slab.isLive(h.slot)) {
+      throw new ZnsSlabError(ErrorCode.STALE_HANDLE, `slot ${h.slot} of slab ${h.slabId} was freed`);
+    }
+    return { slab, slot: h.slot };
+  }
+
+  /** Slow path of put: the (epoch, class) has no partial slab, or it is full. */
+  private nextSlab(epoch: Epoch, classIndex: number, full: Slab | undefined): Slab {
+    if (full === undefined) this.counters.currentPartialNull++;
+    else {
+      this.counters.currentPartialFull++;
+      if (full.liveCount === 0) {
+        // Every object in it was freed before it reached the device: reuse it in place.
+        const generation = this.registry.nextHotGeneration(full);
+        if (generation !== undefined) {
+          full.resetInPlace(generation);
+          this.counters.slabsReusedHot++;
+          return full;
+        }
+      }
+      this.seal(full);
+    }
+    this.counters.slowPathCacheMiss++;
+    if (!this.registry.hasLeasedId()) this.lease();
+    const { slabId, generation } = this.registry.acquire();
+    if (generation > 0) this.counters.slabsRecycled++;
+    else this.counters.slabsOverflowed++;
+    const slab = new Slab(slabId, generation, this.sizeClasses.classes[classIndex]!, epoch.id);
+    this.registry.attach(slab);
+    epoch.slabs.add(slab);
+    epoch.openSlabs[classIndex] = slab;
+    return slab;
+  }
+
+  private lease(): void {
+    this.registry.lease((rows, nextSlabId) => {
+      this.catalog.commit({ slabs: rows, meta: { nextSlabId } });
+      this.counters.leaseCommits++;
+    });
+  }
+
+  /** Appends an OPEN slab to its epoch's head zone. A slab with no live object is not written. */
+  private seal(slab: Slab): void {
+    const epoch = this.epochs.get(slab.epoch)!;
+    if (slab.liveCount === 0) {
+      if (epoch.state === EpochState.ACTIVE && epoch.openSlabs[slab.cls.index] === slab) {
+        const generation = this.registry.nextHotGeneration(slab);
+        if (generation !== undefined) {
+          slab.resetInPlace(generation);
+          this.counters.slabsReusedHot++;
+          return;
+        }
+      }
+      this.drop(epoch, slab);
+      return;
+    }
+    if (epoch.openSlabs[slab.cls.index] === slab) epoch.openSlabs[slab.cls.index] = undefined;
+    const image = slab.sealImage(this.blockSize);
+    const { zone, offset, newZone } = this.zones.append(epoch.id, image);
+    slab.markSealed(zone, offset, image.length);
+    this.zones.zones[zone]!.slabs.add(slab);
+    if (newZone) {
+      epoch.zones.add(zone);
+      this.pendingZones.set(zone, epoch.id);
+    }
+    this.dirtyIds.add(slab.id);
+    this.counters.slabsSealed++;
+  }
+
+  private onSlabEmpty(slab: Slab): void {
+    const epoch = this.epochs.get(slab.epoch)!;
+    if (epoch.state === EpochState.ACTIVE) {
+      // Seed Phase 2.1: ACTIVE epochs keep empty slabs (latency first). An open one is reused
+      // in place by the next put; a sealed one waits for its epoch to close.
+      return;
+    }
+    this.drop(epoch, slab);
+  }
+
+  /** Recycles the id of a slab with no live object. */
+  private drop(epoch: Epoch, slab: Slab): void {
+    assert(slab.liveCount === 0, 'drop an empty slab');
+    if (epoch.openSlabs[slab.cls.index] === slab) epoch.openSlabs[slab.cls.index] = undefined;
+    if (slab.state === SlabState.SEALED) this.zones.zones[slab.zone]!.slabs.delete(slab);
+    epoch.slabs.delete(slab);
+    this.registry.recycle(slab);
+    this.dirtyIds.add(slab.id);
+    this.counters.slabsFreed++;
+  }
+
+  private startClosing(epoch: Epoch): void {
+    assert(epoch.state === EpochState.ACTIVE, 'only an ACTIVE epoch starts closing');
+    epoch.state = EpochState.CLOSING;
+    epoch.closingAt = now();
+    this.dirtyEpochs.add(epoch);
+    this.recycleEmptySlabs(epoch);
+  }
+
+  /** Seed Phase 2.1's proactive scan: a CLOSING epoch gives back its already-empty slabs. */
+  private recycleEmptySlabs(epoch: Epoch): void {
+    for (const slab of [...epoch.slabs]) if (slab.liveCount === 0) this.drop(epoch, slab);
+  }
+
+  private createEpoch(): Epoch {
+    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false);
+    this.epochs.set(epoch.id, epoch);
+    this.metaDirty = true;
+    return epoch;
+  }
+
+  private epochForPut(epochId: number): Epoch {
+    checkEpochId(epochId);
+    const epoch = this.epochs.get(epochId);
+    if (epoch === undefined && epochId >= this.nextEpochId) {
+      throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
+    }
+    if (epoch === undefined || epoch.state !== EpochState.ACTIVE) {
+      this.counters.slowPathEpochClosed++;
+      throw new ZnsSlabError(ErrorCode.EPOCH_CLOSED, `epoch ${epochId} is ${epoch?.state ?? EpochState.CLOSED}: it takes no new objects`);
+    }
+    return epoch;
+  }
+
+  private liveEpoch(epochId: number): Epoch {
+    checkEpochId(epochId);
+    const epoch = this.epochs.get(epochId);
+    if (epoch !== undefined) return epoch;
+    if (epochId < this.nextEpochId) throw new ZnsSlabError(ErrorCode.EPOCH_CLOSED, `epoch ${epochId} is already closed`);
+    throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
+  }
+
+  /** One catalog transaction with everything that changed; skipped when nothing did. */
+  private commit(): void {
+    for (const [, epochId] of this.pendingZones) {
+      const epoch = this.epochs.get(epochId)!;
+      if (!epoch.persisted) {
+        epoch.persisted = true;
+        this.dirtyEpochs.add(epoch);
+      }
+    }
+    if (!this.current.persisted) {
+      this.current.persisted = true;
+      this.dirtyEpochs.add(this.current);
+    }
+    const dirtyEpochs = [...this.dirtyEpochs].filter((e) => e.persisted);
+    if (this.dirtyIds.size === 0 && this.pendingZones.size === 0 && this.pendingReleases.size === 0 && dirtyEpochs.length === 0 && !this.metaDirty) {
+      return;
+    }
+    this.catalog.commit({
+      epochs: dirtyEpochs.map(epochRow),
+      slabs: [...this.dirtyIds].map((id) => this.registry.rowFor(id)),
+      zonesReleased: this.pendingReleases,
+      zonesOwned: [...this.pendingZones].map(([zone, epoch]) => ({ zone, epoch })),
+      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId },
+    });
+    this.dirtyIds.clear();
+    this.dirtyEpochs.clear();
+    this.pendingZones.clear();
+    this.pendingReleases.clear();
+    this.metaDirty = false;
+  }
+
+  private loadSlabs(): void {
+    for (const row of this.catalog.slabs()) {
+      if (row.state === 'free') {
+        this.registry.restoreFree(row.slabId, row.genLimit);
+        continue;
+      }
+      if (row.state === 'retired') {
+        this.registry.restoreRetired(row.slabId);
+        continue;
+      }
+      const epoch = row.epoch === null ? undefined : this.epochs.get(row.epoch);
+      const cls = row.sizeClass === null ? undefined : this.sizeClasses.classes[row.sizeClass];
+      const zone = row.zone === null ? undefined : this.zones.zones[row.zone];
+      if (epoch === undefined || cls === undefined || zone === undefined || zone.owner !== epoch.id) {
+        throw new ZnsSlabError(
+          ErrorCode.INVALID_STORE,
+          `catalog row for slab ${row.slabId} is inconsistent (epoch ${row.epoch}, class ${row.sizeClass}, zone ${row.zone})`,
+        );
+      }
+      const end = row.offset! + row.length!;
+      if (!zone.full && zone.written < end) {
+        throw new ZnsSlabError(
+          ErrorCode.DEVICE_MISMATCH,
+          `slab ${row.slabId} ends at byte ${end} of zone ${zone.index}, but the device's write pointer is at ${zone.written}: the device lost data or is not this store's`,
+        );
+      }
+      const slab = Slab.sealed(row.slabId, row.generation, cls, epoch.id, {
+        zone: zone.index,
+        offset: row.offset!,
+        length: row.length!,
+        slotCount: row.slotCount!,
+        live: row.liveBitmap!,
+      });
+      this.registry.restoreSealed(slab, row.genLimit);
+      epoch.slabs.add(slab);
+      zone.slabs.add(slab);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `store at ${this.path} is closed`);
+  }
+}
+
+function epochRow(e: Epoch): EpochRow {
+  return { id: e.id, state: e.state, createdAt: e.createdAt, closingAt: e.closingAt, closedAt: e.closedAt };
+}
+
+function checkEpochId(epochId: unknown): asserts epochId is number {
+  if (typeof epochId !== 'number' || !Number.isSafeInteger(epochId) || epochId < FIRST_EPOCH) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `an epoch is a positive integer, got ${describe(epochId)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** Relative when inside the store, so a store folder can be moved as a whole. */
+function storeRelative(dir: string, target: string): string {
+  const rel = path.relative(path.resolve(dir), path.resolve(target));
+  return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(target) : rel;
+}
+
+/**
+ * Opens the store in folder `dir`, creating it (and, by default, an emulated zoned device in
+ * `dir/device`) when it does not exist yet.
+ */
+export function openStore(dir: string, options: StoreOptions = {}): Store {
+  if (typeof dir !== 'string' || dir.length === 0) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore takes a folder path');
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const catalog = new Catalog(path.join(dir, CATALOG_FILE));
+  let device: ZonedDevice | undefined = typeof options.device === 'object' ? options.device : undefined;
+  try {
+    if (catalog.isEmpty()) {
+      const target = typeof options.device === 'string' ? options.device : path.join(dir, DEFAULT_DEVICE_DIR);
+      device ??= openZonedDevice(target, { create: true, ...(options.geometry ? { geometry: options.geometry } : {}) });
+      const meta: CatalogMeta = {
+        formatVersion: CATALOG_FORMAT_VERSION,
+        geometry: { ...device.geometry },
+        deviceKind: device.kind,
+        devicePath: storeRelative(dir, device.path),
+        createdAt: now(),
+        nextSlabId: FIRST_SLAB_ID,
+        nextEpochId: FIRST_EPOCH + 1,
+        currentEpoch: FIRST_EPOCH,
+      };
+      catalog.initialize(meta, { id: FIRST_EPOCH, state: 'ACTIVE', createdAt: meta.createdAt, closingAt: null, closedAt: null });
+    } else {
+      const meta = catalog.readMeta();
+      const recorded = meta.geometry as unknown as DeviceGeometry;
+      if (options.geometry && !sameGeometry(recorded, { ...recorded, ...options.geometry })) {
+        throw new ZnsSlabError(
+          ErrorCode.GEOMETRY_MISMATCH,
+          `store at ${dir} was made with geometry ${JSON.stringify(recorded)}; asked for ${JSON.stringify(options.geometry)}`,
+        );
+      }
+      const target = typeof options.device === 'string' ? options.device : path.resolve(dir, meta.devicePath);
+      device ??= openZonedDevice(target);
+      if (!sameGeometry(device.geometry, recorded)) {
+        throw new ZnsSlabError(
+          ErrorCode.GEOMETRY_MISMATCH,
+          `device ${device.path} has geometry ${JSON.stringify(device.geometry)}; the store was made with ${JSON.stringify(recorded)}`,
+        );
+      }
+    }
+    return new Store(dir, catalog, device);
+  } catch (err) {
+    catalog.close();
+    device?.close();
+    throw err;
+  }
+}

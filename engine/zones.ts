@@ -1,0 +1,272 @@
+/**
+ * How the engine shares out zones. Every zone is free (EMPTY, owned by nobody) or owned by
+ * exactly one epoch. An epoch appends its sealed slabs to one "head" zone; when the head
+ * cannot take the next slab it is finished and the epoch takes a free zone.
+ *
+ * The device's limits hold however many epochs and classes are live:
+ * - active (partly written) zones: at most one head per epoch, and when a new head would pass
+ *   the limit, the least recently written head of another epoch is finished early (it becomes
+ *   FULL; its unwritten tail is the cost, counted in `finishWasteBytes`);
+ * - open zones: before writing to a zone that is not open, the least recently written open
+ *   zone is explicitly closed (it stays active and can be written again).
+ * The engine never relies on the device closing zones implicitly.
+ */
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
+import type { Counters } from './counters.js';
+import type { Slab } from './slab.js';
+
+export const NO_OWNER = -1;
+
+export interface EngineZone {
+  readonly index: number;
+  readonly start: number;
+  /** Bytes written from the zone start (for a zone found FULL at open: its capacity). */
+  written: number;
+  full: boolean;
+  /** Open or closed: counts against the device's active limit. */
+  active: boolean;
+  owner: number;
+  /** Live (registered) slabs stored in this zone. */
+  readonly slabs: Set<Slab>;
+  /** When the engine last appended here (a tick), for least-recently-written choices. */
+  lastWrite: number;
+  unusable: boolean;
+  needsReset: boolean;
+}
+
+export class ZoneManager {
+  readonly zones: EngineZone[];
+  private readonly device: ZonedDevice;
+  private readonly counters: Counters;
+  private readonly capacity: number;
+  private readonly maxOpen: number;
+  private readonly maxActive: number;
+  /** Free EMPTY zones; popped from the end, so kept in descending order at start. */
+  private readonly free: number[] = [];
+  /** Zones the engine has open, least recently written first. */
+  private readonly open = new Map<number, true>();
+  private readonly heads = new Map<number, number>();
+  private activeCount = 0;
+  private tick = 0;
+
+  constructor(device: ZonedDevice, counters: Counters) {
+    this.device = device;
+    this.counters = counters;
+    const g = device.geometry;
+    this.capacity = g.zoneCapacity;
+    this.maxOpen = effectiveLimit(g.maxOpenZones, g.zoneCount);
+    this.maxActive = effectiveLimit(g.maxActiveZones, g.zoneCount);
+    this.zones = [];
+  }
+
+  /**
+   * Takes the device's zone report and the catalog's ownership. Zones that nobody owns but hold
+   * data are reset (an epoch close or a crash left them behind). Returns the zones reset.
+   */
+  load(report: Zone[], owners: Map<number, number>): number[] {
+    const recovered: number[] = [];
+    for (const z of report) {
+      const owner = owners.get(z.index) ?? NO_OWNER;
+      const zone: EngineZone = {
+        index: z.index,
+        start: z.start,
+        written: z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start,
+        full: z.condition === ZoneCondition.FULL,
+        active: zoneIsActive(z.condition),
+        owner,
+        slabs: new Set(),
+        lastWrite: 0,
+        unusable:
+          z.type !== 2 /* sequential write required */ ||
+          z.condition === ZoneCondition.OFFLINE ||
+          z.condition === ZoneCondition.READ_ONLY,
+        needsReset: false,
+      };
+      this.zones.push(zone);
+      if (zone.active) this.activeCount++;
+      if (zoneIsOpen(z.condition)) this.open.set(z.index, true);
+      if (owner === NO_OWNER && !zone.unusable && z.condition !== ZoneCondition.EMPTY) {
+        recovered.push(z.index);
+        zone.needsReset = true;
+      }
+    }
+    for (const index of recovered) this.reset(index, { recovery: true });
+    for (let i = this.zones.length - 1; i >= 0; i--) {
+      const zone = this.zones[i]!;
+      if (zone.owner === NO_OWNER && !zone.unusable && !zone.needsReset) this.free.push(i);
+    }
+    return recovered;
+  }
+
+  /** After load: each epoch keeps one partly written zone as its head; others are finished. */
+  chooseHeads(): void {
+    const partial = new Map<number, EngineZone[]>();
+    for (const zone of this.zones) {
+      if (zone.owner === NO_OWNER || zone.full || zone.unusable || zone.written === 0) continue;
+      const list = partial.get(zone.owner) ?? [];
+      list.push(zone);
+      partial.set(zone.owner, list);
+    }
+    for (const [epoch, list] of partial) {
+      list.sort((a, b) => b.written - a.written);
+      this.heads.set(epoch, list[0]!.index);
+      for (const extra of list.slice(1)) this.finishEarly(extra.index);
+    }
+  }
+
+  /**
+   * Appends `image` (a sealed slab, block-aligned) to `epoch`'s head zone, taking a new zone
+   * when needed. Returns where it landed and whether the epoch took a new zone for it.
+   */
+  append(epoch: number, image: Uint8Array): { zone: number; offset: number; newZone: boolean } {
+    assert(image.length > 0 && image.length <= this.capacity, 'slab image fits a zone');
+    let index = this.heads.get(epoch);
+    if (index !== undefined && this.zones[index]!.written + image.length > this.capacity) {
+      this.finishEarly(index);
+      index = undefined;
+    }
+    let newZone = false;
+    if (index === undefined) {
+      index = this.takeFreeZone(epoch);
+      newZone = true;
+    }
+    const zone = this.zones[index]!;
+    assert(zone.owner === epoch && !zone.full, 'head zone is the epoch\'s and writable');
+    this.ensureOpen(index);
+    const offset = zone.written;
+    this.device.write(zone.start + offset, image);
+    if (!zone.active) {
+      zone.active = true;
+      this.activeCount++;
+    }
+    zone.written += image.length;
+    zone.lastWrite = ++this.tick;
+    this.counters.deviceBytesWritten += image.length;
+    if (zone.written === this.capacity) {
+      zone.full = true;
+      zone.active = false;
+      this.open.delete(index);
+      this.activeCount--;
+      this.heads.delete(epoch);
+    }
+    this.assertLimits();
+    return { zone: index, offset, newZone };
+  }
+
+  /** Gives a zone back: reset on the device, free for any epoch. Failures are counted and retried later. */
+  reset(index: number, options: { recovery?: boolean } = {}): boolean {
+    const zone = this.zones[index]!;
+    const bytes = zone.written;
+    if (zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    zone.owner = NO_OWNER;
+    zone.slabs.clear();
+    try {
+      this.device.resetZone(index);
+    } catch (err) {
+      this.counters.zoneResetFailures++;
+      zone.needsReset = true;
+      if (!(err instanceof ZnsSlabError)) throw err;
+      return false;
+    }
+    if (zone.active) this.activeCount--;
+    zone.active = false;
+    this.open.delete(index);
+    zone.written = 0;
+    zone.full = false;
+    zone.needsReset = false;
+    if (options.recovery) this.counters.recoveryZoneResets++;
+    else {
+      this.counters.zoneResets++;
+      this.counters.zoneResetBytes += bytes;
+    }
+    this.free.push(index);
+    return true;
+  }
+
+  /** Zones `epoch` owns. */
+  owned(epoch: number): number[] {
+    const out: number[] = [];
+    for (const zone of this.zones) if (zone.owner === epoch) out.push(zone.index);
+    return out;
+  }
+
+  freeZoneCount(): number {
+    return this.free.length;
+  }
+
+  get activeZones(): number {
+    return this.activeCount;
+  }
+
+  get openZones(): number {
+    return this.open.size;
+  }
+
+  head(epoch: number): number | undefined {
+    return this.heads.get(epoch);
+  }
+
+  private takeFreeZone(epoch: number): number {
+    if (this.free.length === 0) this.retryFailedResets();
+    const index = this.free.pop();
+    if (index === undefined) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `no empty zone left for epoch ${epoch}: close an epoch to reset its zones`);
+    }
+    // The zone turns active on its first write; make room under the active limit first.
+    if (this.activeCount >= this.maxActive) this.evictHead(epoch);
+    const zone = this.zones[index]!;
+    assert(zone.written === 0 && !zone.full && zone.owner === NO_OWNER, 'a free zone is empty and unowned');
+    zone.owner = epoch;
+    this.heads.set(epoch, index);
+    return index;
+  }
+
+  private evictHead(forEpoch: number): void {
+    let victim: EngineZone | undefined;
+    for (const [epoch, index] of this.heads) {
+      if (epoch === forEpoch) continue;
+      const zone = this.zones[index]!;
+      if (zone.active && (victim === undefined || zone.lastWrite < victim.lastWrite)) victim = zone;
+    }
+    assert(victim !== undefined, 'an active zone to finish exists when the active limit is reached');
+    this.finishEarly(victim.index);
+  }
+
+  private finishEarly(index: number): void {
+    const zone = this.zones[index]!;
+    if (zone.full) return;
+    this.device.finishZone(index);
+    if (zone.active) this.activeCount--;
+    zone.active = false;
+    this.counters.zonesFinishedEarly++;
+    this.counters.finishWasteBytes += this.capacity - zone.written;
+    zone.full = true;
+    this.open.delete(index);
+    if (zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+  }
+
+  private ensureOpen(index: number): void {
+    if (this.open.has(index)) {
+      this.open.delete(index);
+      this.open.set(index, true);
+      return;
+    }
+    if (this.open.size >= this.maxOpen) {
+      const [lru] = this.open.keys();
+      assert(lru !== undefined, 'an open zone to close exists at the open limit');
+      this.device.closeZone(lru);
+      this.open.delete(lru);
+    }
+    this.open.set(index, true);
+  }
+
+  private retryFailedResets(): void {
+    for (const zone of this.zones) if (zone.needsReset && zone.owner === NO_OWNER && !zone.unusable) this.reset(zone.index);
+  }
+
+  private assertLimits(): void {
+    assert(this.open.size <= this.maxOpen, `open zones ${this.open.size} <= ${this.maxOpen}`);
+    assert(this.activeCount <= this.maxActive, `active zones ${this.activeCount} <= ${this.maxActive}`);
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * zns-slab: an embedded storage engine for zoned block devices. Objects live in slabs,
+ * slabs on append-only zones, and closing an epoch resets its zones.
+ */
+export { openStore, Store, type StoreOptions, type PutOptions, type StoreSummary } from './engine/store.js';
+export { EpochState } from './engine/epoch.js';
+export {
+  packHandle,
+  unpackHandle,
+  HANDLE_VERSION,
+  MAX_SLAB_ID,
+  MAX_GENERATION,
+  MAX_SLOT,
+  type HandleFields,
+  type UnpackedHandle,
+} from './engine/handle.js';
+export { CLASS_SIZES, SMALL_CLASS_SIZES, MAX_CLASS_SIZE, MAX_SLOTS_PER_SLAB } from './engine/sizeClass.js';
+export type { Counters } from './engine/counters.js';
+export { ZnsSlabError, ErrorCode } from './errors.js';
+export {
+  ZoneCondition,
+  ZoneType,
+  type DeviceGeometry,
+  type Zone,
+  type ZonedDevice,
+  type DeviceKind,
+} from './zns/device.js';
+export { createEmulatedDevice, openEmulatedDevice, EmulatedZonedDevice, DEFAULT_EMULATED_GEOMETRY } from './zns/emulated.js';
+export { openZonedDevice } from './zns/open.js';
