@@ -19,7 +19,7 @@ export const enum SlabState {
   SEALED = 2,
 }
 
-/** First in-memory buffer of a slab; it doubles as slots fill, so tiny epochs stay tiny. */
+/** First in-memory buffer of a slab; it grows as slots fill, so tiny epochs stay tiny. */
 const INITIAL_BUFFER_BYTES = 4096;
 const BITMAP_WORDS = 8; // 256 bits
 
@@ -56,7 +56,8 @@ export class Slab {
     this.cls = cls;
     this.epoch = epoch;
     this.state = SlabState.OPEN;
-    this.buffer = Buffer.alloc(Math.min(INITIAL_BUFFER_BYTES, cls.slabBytes));
+    // Uninitialised is safe: append writes every byte of a slot, sealImage zeroes the tail.
+    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(INITIAL_BUFFER_BYTES, cls.stride), cls.slabBytes));
   }
 
   static sealed(
@@ -165,7 +166,8 @@ export class Slab {
   }
 
   private grow(atLeast: number): void {
-    const next = Buffer.alloc(Math.max(atLeast, Math.min(this.buffer!.length * 2, this.cls.slabBytes)));
+    // Grow 4x: a big slab reaches full size in a few copies, a tiny epoch stays small.
+    const next = Buffer.allocUnsafeSlow(Math.max(atLeast, Math.min(this.buffer!.length * 4, this.cls.slabBytes)));
     this.buffer!.copy(next);
     this.buffer = next;
   }

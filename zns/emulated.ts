@@ -182,9 +182,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
         `read [${offset}, ${offset + length}) in zone ${zone} passes its write pointer ${this.zoneStart(zone) + wpWithin}`,
       );
     }
-    const out = Buffer.alloc(length);
+    const out = Buffer.allocUnsafe(length);
     // A finished zone reads back zeroes past its written bytes, as the kernel returns.
     const fromFile = Math.max(0, Math.min(length, state.written - within));
+    if (fromFile < length) out.fill(0, fromFile);
     if (fromFile > 0) {
       const n = fs.readSync(this.fd(zone), out, 0, fromFile, within);
       if (n !== fromFile) {
