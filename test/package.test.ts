@@ -1,0 +1,35 @@
+/** The built package, as a user imports it: by name, through package.json's exports. */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { tempDir } from './helpers/tmp.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+describe('package', () => {
+  it("`import { openStore } from 'zns-slab'` works from the repo root after a build, with types", () => {
+    const tmp = tempDir();
+    try {
+      const script = `
+        import { openStore, packHandle, unpackHandle, ZnsSlabError, ErrorCode, EpochState } from 'zns-slab';
+        const store = openStore(${JSON.stringify(path.join(tmp.dir, 's'))});
+        const h = store.put(Buffer.from('by name'));
+        const ok = store.get(h).toString() === 'by name' && unpackHandle(h).version === 1 &&
+          typeof packHandle === 'function' && ErrorCode.STALE_HANDLE === 'ERR_STALE_HANDLE' &&
+          new ZnsSlabError(ErrorCode.CLOSED, 'x') instanceof Error && EpochState.ACTIVE === 'ACTIVE';
+        store.close();
+        process.stdout.write(ok ? 'ok' : 'wrong');`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('ok');
+    } finally {
+      tmp.cleanup();
+    }
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: { '.': { types: string; import: string } } };
+    for (const file of [pkg.exports['.'].types, pkg.exports['.'].import]) {
+      expect(fs.existsSync(path.join(root, file)), file).toBe(true);
+    }
+  });
+});
