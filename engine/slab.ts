@@ -174,10 +174,11 @@ export class Slab {
 }
 
 /**
- * Checks one slot's bytes against its header and identity; returns a copy of the payload.
+ * Checks one slot's bytes against its header and identity; returns the payload, a copy unless
+ * `owned` says `bytes` is a private buffer the caller may keep a view of.
  * Anything that does not check out is ERR_CHECKSUM: never returned as data.
  */
-export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number, slot: number, cls: SizeClass): Buffer {
+export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number, slot: number, cls: SizeClass, owned = false): Buffer {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.length < SLOT_HEADER_BYTES) {
     throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId}: short read`);
@@ -191,5 +192,5 @@ export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number
   if (checksum(slabId, generation, slot, cls.index, payload) !== expected) {
     throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId} (generation ${generation}) fails its checksum`);
   }
-  return Buffer.from(payload);
+  return owned ? payload : Buffer.from(payload);
 }

@@ -142,7 +142,7 @@ export class Store implements Disposable {
     if (slab.state === SlabState.OPEN) return slab.readFromMemory(slot);
     const zone = this.zones.zones[slab.zone]!;
     const bytes = this.device.read(zone.start + slab.slotOffset(slot), slab.cls.stride);
-    return decodeSlot(bytes, slab.id, slab.generation, slot, slab.cls);
+    return decodeSlot(bytes, slab.id, slab.generation, slot, slab.cls, true);
   }
 
   /** Frees the object. Its handle (and any copy of it) goes stale at once. */
