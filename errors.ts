@@ -41,6 +41,8 @@ export const ErrorCode = {
   FORMAT_VERSION: 'ERR_FORMAT_VERSION',
   /** Another process (or another Store in this one) has the store open. */
   STORE_LOCKED: 'ERR_STORE_LOCKED',
+  /** A write (put, free, flush, epoch change) on a store opened read-only. */
+  READ_ONLY: 'ERR_READ_ONLY',
   /** The store or device was closed. */
   CLOSED: 'ERR_CLOSED',
   /** A path that is not a store, or a store that is damaged beyond what open can repair. */

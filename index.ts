@@ -2,7 +2,7 @@
  * zns-slab: an embedded storage engine for zoned block devices. Objects live in slabs,
  * slabs on append-only zones, and closing an epoch resets its zones.
  */
-export { openStore, Store, type StoreOptions, type PutOptions, type StoreSummary } from './engine/store.js';
+export { openStore, Store, type StoreOptions, type PutOptions } from './engine/store.js';
 export { EpochState } from './engine/epoch.js';
 export {
   packHandle,
@@ -15,7 +15,16 @@ export {
   type UnpackedHandle,
 } from './engine/handle.js';
 export { CLASS_SIZES, SMALL_CLASS_SIZES, MAX_CLASS_SIZE, MAX_SLOTS_PER_SLAB } from './engine/sizeClass.js';
-export type { Counters } from './engine/counters.js';
+export type { ClassCounters, StoreCounters } from './engine/counters.js';
+export {
+  SLAB_STATS_VERSION,
+  EpochLifecycleState,
+  type GlobalStats,
+  type ClassStats,
+  type EpochStats,
+  type EpochClassStats,
+  type ZoneStats,
+} from './engine/stats.js';
 export { ZnsSlabError, ErrorCode } from './errors.js';
 export {
   ZoneCondition,

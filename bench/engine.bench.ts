@@ -154,12 +154,12 @@ function flushThroughput(dir: string): { storeMBps: number[]; rawMBps: number[];
     // Store: put FLUSH_BYTES of 4000-byte objects, then flush: the time until it is all durable.
     const storeDir = path.join(dir, `flush-${round}`);
     const store = openStore(storeDir, { geometry: { zoneCount: 64, zoneSize: 64 * 1024 * 1024, zoneCapacity: 64 * 1024 * 1024 } });
-    const before = store.summary().counters;
+    const before = store.statsGlobal().counters;
     const t0 = performance.now();
     for (let put = 0; put < FLUSH_BYTES; put += object.length) store.put(object);
     store.flush();
     const seconds = (performance.now() - t0) / 1000;
-    const after = store.summary().counters;
+    const after = store.statsGlobal().counters;
     storeMBps.push(FLUSH_BYTES / 1e6 / seconds);
     writeAmplification = (after.deviceBytesWritten - before.deviceBytesWritten) / (after.userBytesPut - before.userBytesPut);
     store.close();

@@ -53,6 +53,8 @@ export interface CatalogMeta {
   nextSlabId: number;
   nextEpochId: number;
   currentEpoch: number;
+  /** The engine's counters, as JSON it wrote (opaque here). */
+  counters?: string;
 }
 
 export interface CatalogBatch {
@@ -60,7 +62,7 @@ export interface CatalogBatch {
   zonesOwned?: Iterable<ZoneRow>;
   zonesReleased?: Iterable<number>;
   epochs?: Iterable<EpochRow>;
-  meta?: Partial<Pick<CatalogMeta, 'nextSlabId' | 'nextEpochId' | 'currentEpoch'>>;
+  meta?: Partial<Pick<CatalogMeta, 'nextSlabId' | 'nextEpochId' | 'currentEpoch' | 'counters'>>;
 }
 
 const SCHEMA = `
@@ -152,6 +154,9 @@ export class Catalog {
         this.db.exec('BEGIN IMMEDIATE');
         this.db.exec(SCHEMA);
         this.db.exec('COMMIT');
+      } else {
+        // A store open elsewhere holds the database EXCLUSIVE: find out now, not mid-read.
+        this.db.prepare('SELECT count(*) FROM sqlite_master').get();
       }
       this.db.pragma('foreign_keys = ON');
     } catch (err) {
@@ -200,6 +205,7 @@ export class Catalog {
       if (m.nextSlabId !== undefined) this.setMeta.run('next_slab_id', String(m.nextSlabId));
       if (m.nextEpochId !== undefined) this.setMeta.run('next_epoch_id', String(m.nextEpochId));
       if (m.currentEpoch !== undefined) this.setMeta.run('current_epoch', String(m.currentEpoch));
+      if (m.counters !== undefined) this.setMeta.run('counters', m.counters);
     });
   }
 
@@ -244,6 +250,7 @@ export class Catalog {
       nextSlabId: Number(need('next_slab_id')),
       nextEpochId: Number(need('next_epoch_id')),
       currentEpoch: Number(need('current_epoch')),
+      ...(m.has('counters') ? { counters: m.get('counters')! } : {}),
     };
   }
 

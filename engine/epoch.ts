@@ -27,11 +27,19 @@ export class Epoch {
   readonly zones = new Set<number>();
   /** Has a row in the catalog (false for an epoch that so far lives only in memory). */
   persisted: boolean;
+  /** Per size class, kept up to date as objects come and go, so stats never walk objects. */
+  readonly liveObjects: Int32Array;
+  readonly slabCount: Int32Array;
+  /** Device bytes of the epoch's sealed slabs. */
+  readonly sealedBytes: Float64Array;
 
-  constructor(id: number, state: EpochState, createdAt: number, persisted: boolean) {
+  constructor(id: number, state: EpochState, createdAt: number, persisted: boolean, classCount: number) {
     this.id = id;
     this.state = state;
     this.createdAt = createdAt;
     this.persisted = persisted;
+    this.liveObjects = new Int32Array(classCount);
+    this.slabCount = new Int32Array(classCount);
+    this.sealedBytes = new Float64Array(classCount);
   }
 }

@@ -15,12 +15,13 @@ import { CATALOG_FORMAT_VERSION, Catalog, type CatalogMeta, type EpochRow, type 
 import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
 import { sameGeometry } from '../zns/emulated.js';
 import { openZonedDevice } from '../zns/open.js';
-import { type Counters, newCounters } from './counters.js';
+import { type ClassCounters, type SavedCounters, type StoreCounters, newClassCounters, newStoreCounters, restoreCounters } from './counters.js';
 import { Epoch, EpochState } from './epoch.js';
 import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
 import { Slab, SlabState, decodeSlot } from './slab.js';
+import { type ClassStats, type EpochStats, type GlobalStats, type StatsSource, type ZoneStats, classStats, epochStats, globalStats, zoneStats } from './stats.js';
 import { ZoneManager } from './zones.js';
 
 export const CATALOG_FILE = 'catalog.db';
@@ -35,23 +36,16 @@ export interface StoreOptions {
   device?: ZonedDevice | string;
   /** Geometry of a new emulated device; for an existing store it must match (else ERR_GEOMETRY_MISMATCH). */
   geometry?: Partial<DeviceGeometry>;
+  /**
+   * Inspect without changing anything: no lock is taken (a store open elsewhere is refused with
+   * ERR_STORE_LOCKED), nothing is reset or repaired, and every write is ERR_READ_ONLY.
+   */
+  readOnly?: boolean;
 }
 
 export interface PutOptions {
   /** The epoch to allocate in; it must be ACTIVE. Default: the current epoch. */
   epoch?: number;
-}
-
-export interface StoreSummary {
-  epochCurrent: number;
-  epochs: { id: number; state: EpochState; zones: number; slabs: number; liveObjects: number }[];
-  zonesOwned: number;
-  zonesFree: number;
-  zonesActive: number;
-  zonesOpen: number;
-  liveSlabs: number;
-  liveObjects: number;
-  counters: Counters;
 }
 
 function now(): number {
@@ -66,8 +60,10 @@ export class Store implements Disposable {
   private readonly registry: SlabRegistry;
   private readonly zones: ZoneManager;
   private readonly epochs = new Map<number, Epoch>();
-  private readonly counters: Counters = newCounters();
+  private readonly storeCounters: StoreCounters = newStoreCounters();
+  private readonly classCounters: ClassCounters[];
   private readonly blockSize: number;
+  private readonly readOnly: boolean;
   private current: Epoch;
   private nextEpochId: number;
   /** Slab ids whose catalog row changed since the last commit. */
@@ -81,20 +77,23 @@ export class Store implements Disposable {
   private closed = false;
 
   /** Use `openStore`. */
-  constructor(dir: string, catalog: Catalog, device: ZonedDevice) {
+  constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false) {
     this.path = dir;
     this.catalog = catalog;
     this.device = device;
+    this.readOnly = readOnly;
     const g = device.geometry;
     this.blockSize = g.logicalBlockSize;
     this.sizeClasses = new SizeClassTable(g.zoneCapacity, g.logicalBlockSize);
+    this.classCounters = this.sizeClasses.classes.map(() => newClassCounters());
     const meta = catalog.readMeta();
+    if (meta.counters !== undefined) restoreCounters(JSON.parse(meta.counters) as SavedCounters, this.storeCounters, this.classCounters);
     this.registry = new SlabRegistry(meta.nextSlabId);
-    this.zones = new ZoneManager(device, this.counters);
+    this.zones = new ZoneManager(device, this.storeCounters);
 
     let maxEpoch = 0;
     for (const row of catalog.epochs()) {
-      const epoch = new Epoch(row.id, row.state as EpochState, row.createdAt, true);
+      const epoch = new Epoch(row.id, row.state as EpochState, row.createdAt, true, this.sizeClasses.classes.length);
       epoch.closingAt = row.closingAt;
       this.epochs.set(row.id, epoch);
       maxEpoch = Math.max(maxEpoch, row.id);
@@ -106,10 +105,10 @@ export class Store implements Disposable {
       if (this.epochs.has(epoch)) owners.set(zone, epoch);
       else this.pendingReleases.add(zone); // owned by an epoch that is gone: reset below
     }
-    this.zones.load(device.reportZones(), owners);
+    this.zones.load(device.reportZones(), owners, readOnly);
     for (const [zone, epoch] of owners) this.epochs.get(epoch)!.zones.add(zone);
     this.loadSlabs();
-    this.zones.chooseHeads();
+    this.zones.chooseHeads(readOnly);
 
     const current = this.epochs.get(meta.currentEpoch);
     this.current = current !== undefined && current.state === EpochState.ACTIVE ? current : this.createEpoch();
@@ -120,17 +119,19 @@ export class Store implements Disposable {
 
   /** Stores `bytes` (copied) in an epoch; returns its handle. Readable at once, durable after `flush()`. */
   put(bytes: Uint8Array, options?: PutOptions): bigint {
-    this.checkOpen();
+    this.checkWritable();
     if (!(bytes instanceof Uint8Array)) {
       throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `put takes a Buffer or Uint8Array, got ${describe(bytes)}`);
     }
-    const epoch = options?.epoch === undefined ? this.current : this.epochForPut(options.epoch);
     const classIndex = this.sizeClasses.classFor(bytes.length);
+    const epoch = options?.epoch === undefined ? this.current : this.epochForPut(options.epoch, classIndex);
     let slab = epoch.openSlabs[classIndex];
     if (slab === undefined || slab.isFull) slab = this.nextSlab(epoch, classIndex, slab);
     const slot = slab.append(bytes);
-    this.counters.puts++;
-    this.counters.userBytesPut += bytes.length;
+    const counters = this.classCounters[classIndex]!;
+    counters.puts++;
+    counters.userBytesPut += bytes.length;
+    epoch.liveObjects[classIndex]!++;
     return encodeHandle(slab.id, slab.generation, slot, classIndex);
   }
 
@@ -138,7 +139,7 @@ export class Store implements Disposable {
   get(handle: bigint): Buffer {
     this.checkOpen();
     const { slab, slot } = this.resolve(handle);
-    this.counters.gets++;
+    this.storeCounters.gets++;
     if (slab.state === SlabState.OPEN) return slab.readFromMemory(slot);
     const zone = this.zones.zones[slab.zone]!;
     const bytes = this.device.read(zone.start + slab.slotOffset(slot), slab.cls.stride);
@@ -147,11 +148,15 @@ export class Store implements Disposable {
 
   /** Frees the object. Its handle (and any copy of it) goes stale at once. */
   free(handle: bigint): void {
-    this.checkOpen();
+    this.checkWritable();
     const { slab, slot } = this.resolve(handle);
     slab.clearLive(slot);
-    this.counters.frees++;
-    if (slab.state === SlabState.SEALED) this.dirtyIds.add(slab.id);
+    this.classCounters[slab.cls.index]!.frees++;
+    this.epochs.get(slab.epoch)!.liveObjects[slab.cls.index]!--;
+    if (slab.state === SlabState.SEALED) {
+      this.zones.zones[slab.zone]!.liveBytes -= slab.cls.stride;
+      this.dirtyIds.add(slab.id);
+    }
     if (slab.liveCount === 0) this.onSlabEmpty(slab);
   }
 
@@ -169,7 +174,7 @@ export class Store implements Disposable {
 
   /** The current epoch becomes CLOSING and a new ACTIVE one starts; returns the new epoch. */
   epochAdvance(): number {
-    this.checkOpen();
+    this.checkWritable();
     const old = this.current;
     this.startClosing(old);
     this.current = this.createEpoch();
@@ -182,7 +187,7 @@ export class Store implements Disposable {
    * stale. Closing the current epoch first advances to a new one. Durable on return.
    */
   epochClose(epochId: number): void {
-    this.checkOpen();
+    this.checkWritable();
     const epoch = this.liveEpoch(epochId);
     if (epoch === this.current) this.epochAdvance();
     if (epoch.state === EpochState.ACTIVE) this.startClosing(epoch);
@@ -192,7 +197,7 @@ export class Store implements Disposable {
       if (slab.state === SlabState.SEALED) this.zones.zones[slab.zone]!.slabs.delete(slab);
       rows.push(this.registry.recycle(slab));
       this.dirtyIds.delete(slab.id);
-      this.counters.slabsFreed++;
+      this.classCounters[slab.cls.index]!.slabsFreed++;
     }
     epoch.slabs.clear();
     epoch.openSlabs.length = 0;
@@ -207,7 +212,7 @@ export class Store implements Disposable {
         epochs: [epochRow(epoch)],
         slabs: rows,
         zonesReleased: committedZones,
-        meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId },
+        meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters: this.savedCounters() },
       });
       this.dirtyEpochs.delete(epoch);
     }
@@ -234,7 +239,7 @@ export class Store implements Disposable {
    * CLOSING epochs that no longer hold a live object are reset here.
    */
   flush(): void {
-    this.checkOpen();
+    this.checkWritable();
     for (const epoch of this.epochs.values()) {
       for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
     }
@@ -250,16 +255,16 @@ export class Store implements Disposable {
       this.epochs.get(owner)!.zones.delete(zone);
       if (!this.pendingZones.delete(zone)) this.pendingReleases.add(zone);
     }
+    this.storeCounters.flushes++;
     this.commit();
     for (const zone of reclaim) this.zones.reset(zone);
-    this.counters.flushes++;
   }
 
   /** Flushes and closes the store and its device. Idempotent. */
   close(): void {
     if (this.closed) return;
     try {
-      this.flush();
+      if (!this.readOnly) this.flush();
     } finally {
       this.closed = true;
       this.catalog.close();
@@ -271,25 +276,34 @@ export class Store implements Disposable {
     this.close();
   }
 
-  /** A point-in-time summary: cheap (O(epochs)), for demos, tools and tests. */
-  summary(): StoreSummary {
+  // ---- observability (engine/stats.ts) ----------------------------------------------------
+
+  /** Store-wide snapshot: counters, derived metrics, zones, every live epoch and active class. */
+  statsGlobal(): GlobalStats {
     this.checkOpen();
-    const epochs = [...this.epochs.values()].map((e) => {
-      let liveObjects = 0;
-      for (const s of e.slabs) liveObjects += s.liveCount;
-      return { id: e.id, state: e.state, zones: e.zones.size, slabs: e.slabs.size, liveObjects };
-    });
-    return {
-      epochCurrent: this.current.id,
-      epochs,
-      zonesOwned: epochs.reduce((n, e) => n + e.zones, 0),
-      zonesFree: this.zones.freeZoneCount(),
-      zonesActive: this.zones.activeZones,
-      zonesOpen: this.zones.openZones,
-      liveSlabs: this.registry.liveSlabs,
-      liveObjects: epochs.reduce((n, e) => n + e.liveObjects, 0),
-      counters: { ...this.counters },
-    };
+    return globalStats(this.statsSource());
+  }
+
+  /** One size class (its index, as in handles), across all live epochs. */
+  statsClass(sizeClass: number): ClassStats {
+    this.checkOpen();
+    const cls = typeof sizeClass === 'number' && Number.isInteger(sizeClass) ? this.sizeClasses.classes[sizeClass] : undefined;
+    if (cls === undefined) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `size class must be an integer in [0, ${this.sizeClasses.classes.length - 1}], got ${describe(sizeClass)}`);
+    }
+    return classStats(this.statsSource(), cls);
+  }
+
+  /** One live epoch (ACTIVE or CLOSING). A closed epoch has nothing left: ERR_EPOCH_CLOSED. */
+  statsEpoch(epochId: number): EpochStats {
+    this.checkOpen();
+    return epochStats(this.statsSource(), this.liveEpoch(epochId));
+  }
+
+  /** Every zone of the device, joined with the engine's ownership and live/dead bytes. */
+  statsZones(): ZoneStats[] {
+    this.checkOpen();
+    return zoneStats(this.device.reportZones(), this.statsSource());
   }
 
   // ---- internals -------------------------------------------------------------------------
@@ -314,36 +328,38 @@ export class Store implements Disposable {
 
   /** Slow path of put: the (epoch, class) has no partial slab, or it is full. */
   private nextSlab(epoch: Epoch, classIndex: number, full: Slab | undefined): Slab {
-    if (full === undefined) this.counters.currentPartialNull++;
+    const counters = this.classCounters[classIndex]!;
+    if (full === undefined) counters.currentPartialNull++;
     else {
-      this.counters.currentPartialFull++;
+      counters.currentPartialFull++;
       if (full.liveCount === 0) {
         // Every object in it was freed before it reached the device: reuse it in place.
         const generation = this.registry.nextHotGeneration(full);
         if (generation !== undefined) {
           full.resetInPlace(generation);
-          this.counters.slabsReusedHot++;
+          counters.slabsReusedHot++;
           return full;
         }
       }
       this.seal(full);
     }
-    this.counters.slowPathCacheMiss++;
+    counters.slowPathCacheMiss++;
     if (!this.registry.hasLeasedId()) this.lease();
     const { slabId, generation } = this.registry.acquire();
-    if (generation > 0) this.counters.slabsRecycled++;
-    else this.counters.slabsOverflowed++;
+    if (generation > 0) counters.slabsRecycled++;
+    else counters.slabsOverflowed++;
     const slab = new Slab(slabId, generation, this.sizeClasses.classes[classIndex]!, epoch.id);
     this.registry.attach(slab);
     epoch.slabs.add(slab);
+    epoch.slabCount[classIndex]!++;
     epoch.openSlabs[classIndex] = slab;
     return slab;
   }
 
   private lease(): void {
     this.registry.lease((rows, nextSlabId) => {
+      this.storeCounters.leaseCommits++;
       this.catalog.commit({ slabs: rows, meta: { nextSlabId } });
-      this.counters.leaseCommits++;
     });
   }
 
@@ -355,7 +371,7 @@ export class Store implements Disposable {
         const generation = this.registry.nextHotGeneration(slab);
         if (generation !== undefined) {
           slab.resetInPlace(generation);
-          this.counters.slabsReusedHot++;
+          this.classCounters[slab.cls.index]!.slabsReusedHot++;
           return;
         }
       }
@@ -366,13 +382,16 @@ export class Store implements Disposable {
     const image = slab.sealImage(this.blockSize);
     const { zone, offset, newZone } = this.zones.append(epoch.id, image);
     slab.markSealed(zone, offset, image.length);
-    this.zones.zones[zone]!.slabs.add(slab);
+    const engineZone = this.zones.zones[zone]!;
+    engineZone.slabs.add(slab);
+    engineZone.liveBytes += slab.liveCount * slab.cls.stride;
+    epoch.sealedBytes[slab.cls.index]! += image.length;
     if (newZone) {
       epoch.zones.add(zone);
       this.pendingZones.set(zone, epoch.id);
     }
     this.dirtyIds.add(slab.id);
-    this.counters.slabsSealed++;
+    this.classCounters[slab.cls.index]!.slabsSealed++;
   }
 
   private onSlabEmpty(slab: Slab): void {
@@ -389,11 +408,15 @@ export class Store implements Disposable {
   private drop(epoch: Epoch, slab: Slab): void {
     assert(slab.liveCount === 0, 'drop an empty slab');
     if (epoch.openSlabs[slab.cls.index] === slab) epoch.openSlabs[slab.cls.index] = undefined;
-    if (slab.state === SlabState.SEALED) this.zones.zones[slab.zone]!.slabs.delete(slab);
+    if (slab.state === SlabState.SEALED) {
+      this.zones.zones[slab.zone]!.slabs.delete(slab);
+      epoch.sealedBytes[slab.cls.index]! -= slab.length;
+    }
     epoch.slabs.delete(slab);
+    epoch.slabCount[slab.cls.index]!--;
     this.registry.recycle(slab);
     this.dirtyIds.add(slab.id);
-    this.counters.slabsFreed++;
+    this.classCounters[slab.cls.index]!.slabsFreed++;
   }
 
   private startClosing(epoch: Epoch): void {
@@ -410,20 +433,20 @@ export class Store implements Disposable {
   }
 
   private createEpoch(): Epoch {
-    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false);
+    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false, this.sizeClasses.classes.length);
     this.epochs.set(epoch.id, epoch);
     this.metaDirty = true;
     return epoch;
   }
 
-  private epochForPut(epochId: number): Epoch {
+  private epochForPut(epochId: number, classIndex: number): Epoch {
     checkEpochId(epochId);
     const epoch = this.epochs.get(epochId);
     if (epoch === undefined && epochId >= this.nextEpochId) {
       throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
     }
     if (epoch === undefined || epoch.state !== EpochState.ACTIVE) {
-      this.counters.slowPathEpochClosed++;
+      this.classCounters[classIndex]!.slowPathEpochClosed++;
       throw new ZnsSlabError(ErrorCode.EPOCH_CLOSED, `epoch ${epochId} is ${epoch?.state ?? EpochState.CLOSED}: it takes no new objects`);
     }
     return epoch;
@@ -459,7 +482,7 @@ export class Store implements Disposable {
       slabs: [...this.dirtyIds].map((id) => this.registry.rowFor(id)),
       zonesReleased: this.pendingReleases,
       zonesOwned: [...this.pendingZones].map(([zone, epoch]) => ({ zone, epoch })),
-      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId },
+      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters: this.savedCounters() },
     });
     this.dirtyIds.clear();
     this.dirtyEpochs.clear();
@@ -503,12 +526,40 @@ export class Store implements Disposable {
       });
       this.registry.restoreSealed(slab, row.genLimit);
       epoch.slabs.add(slab);
+      epoch.slabCount[cls.index]!++;
+      epoch.sealedBytes[cls.index]! += slab.length;
+      epoch.liveObjects[cls.index]! += slab.liveCount;
       zone.slabs.add(slab);
+      zone.liveBytes += slab.liveCount * cls.stride;
     }
   }
 
   private checkOpen(): void {
     if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `store at ${this.path} is closed`);
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) throw new ZnsSlabError(ErrorCode.READ_ONLY, `store at ${this.path} was opened read-only`);
+  }
+
+  private savedCounters(): string {
+    const saved: SavedCounters = { store: this.storeCounters, classes: this.classCounters };
+    return JSON.stringify(saved);
+  }
+
+  private statsSource(): StatsSource {
+    return {
+      device: this.device,
+      classes: this.sizeClasses.classes,
+      blockSize: this.blockSize,
+      epochs: [...this.epochs.values()],
+      epochCurrent: this.current.id,
+      zones: this.zones.zones,
+      zoneCounts: { free: this.zones.freeZoneCount(), active: this.zones.activeZones, open: this.zones.openZones },
+      storeCounters: this.storeCounters,
+      classCounters: this.classCounters,
+    };
   }
 }
 
@@ -542,11 +593,17 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
   if (typeof dir !== 'string' || dir.length === 0) {
     throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore takes a folder path');
   }
-  fs.mkdirSync(dir, { recursive: true });
-  const catalog = new Catalog(path.join(dir, CATALOG_FILE));
+  const readOnly = options.readOnly ?? false;
+  const catalogFile = path.join(dir, CATALOG_FILE);
+  if (readOnly && !fs.existsSync(catalogFile)) {
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} is not a zns-slab store (no ${CATALOG_FILE})`);
+  }
+  if (!readOnly) fs.mkdirSync(dir, { recursive: true });
+  const catalog = new Catalog(catalogFile, { readonly: readOnly, mustExist: readOnly });
   let device: ZonedDevice | undefined = typeof options.device === 'object' ? options.device : undefined;
   try {
     if (catalog.isEmpty()) {
+      if (readOnly) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} holds an empty catalog, not a zns-slab store`);
       const target = typeof options.device === 'string' ? options.device : path.join(dir, DEFAULT_DEVICE_DIR);
       device ??= openZonedDevice(target, { create: true, ...(options.geometry ? { geometry: options.geometry } : {}) });
       const meta: CatalogMeta = {
@@ -578,7 +635,7 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
         );
       }
     }
-    return new Store(dir, catalog, device);
+    return new Store(dir, catalog, device, readOnly);
   } catch (err) {
     catalog.close();
     device?.close();

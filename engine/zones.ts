@@ -13,7 +13,7 @@
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
-import type { Counters } from './counters.js';
+import type { StoreCounters } from './counters.js';
 import type { Slab } from './slab.js';
 
 export const NO_OWNER = -1;
@@ -29,6 +29,8 @@ export interface EngineZone {
   owner: number;
   /** Live (registered) slabs stored in this zone. */
   readonly slabs: Set<Slab>;
+  /** Device bytes of the live objects' slots here; written - liveBytes is dead space. */
+  liveBytes: number;
   /** When the engine last appended here (a tick), for least-recently-written choices. */
   lastWrite: number;
   unusable: boolean;
@@ -38,7 +40,7 @@ export interface EngineZone {
 export class ZoneManager {
   readonly zones: EngineZone[];
   private readonly device: ZonedDevice;
-  private readonly counters: Counters;
+  private readonly counters: StoreCounters;
   private readonly capacity: number;
   private readonly maxOpen: number;
   private readonly maxActive: number;
@@ -50,7 +52,7 @@ export class ZoneManager {
   private activeCount = 0;
   private tick = 0;
 
-  constructor(device: ZonedDevice, counters: Counters) {
+  constructor(device: ZonedDevice, counters: StoreCounters) {
     this.device = device;
     this.counters = counters;
     const g = device.geometry;
@@ -62,9 +64,10 @@ export class ZoneManager {
 
   /**
    * Takes the device's zone report and the catalog's ownership. Zones that nobody owns but hold
-   * data are reset (an epoch close or a crash left them behind). Returns the zones reset.
+   * data are reset (an epoch close or a crash left them behind), unless `readOnly`, which
+   * only marks them. Returns those zones.
    */
-  load(report: Zone[], owners: Map<number, number>): number[] {
+  load(report: Zone[], owners: Map<number, number>, readOnly = false): number[] {
     const recovered: number[] = [];
     for (const z of report) {
       const owner = owners.get(z.index) ?? NO_OWNER;
@@ -76,6 +79,7 @@ export class ZoneManager {
         active: zoneIsActive(z.condition),
         owner,
         slabs: new Set(),
+        liveBytes: 0,
         lastWrite: 0,
         unusable:
           z.type !== 2 /* sequential write required */ ||
@@ -91,7 +95,7 @@ export class ZoneManager {
         zone.needsReset = true;
       }
     }
-    for (const index of recovered) this.reset(index, { recovery: true });
+    if (!readOnly) for (const index of recovered) this.reset(index, { recovery: true });
     for (let i = this.zones.length - 1; i >= 0; i--) {
       const zone = this.zones[i]!;
       if (zone.owner === NO_OWNER && !zone.unusable && !zone.needsReset) this.free.push(i);
@@ -99,8 +103,11 @@ export class ZoneManager {
     return recovered;
   }
 
-  /** After load: each epoch keeps one partly written zone as its head; others are finished. */
-  chooseHeads(): void {
+  /**
+   * After load: each epoch keeps one partly written zone as its head; the others are finished
+   * (left alone when `readOnly`).
+   */
+  chooseHeads(readOnly = false): void {
     const partial = new Map<number, EngineZone[]>();
     for (const zone of this.zones) {
       if (zone.owner === NO_OWNER || zone.full || zone.unusable || zone.written === 0) continue;
@@ -111,7 +118,7 @@ export class ZoneManager {
     for (const [epoch, list] of partial) {
       list.sort((a, b) => b.written - a.written);
       this.heads.set(epoch, list[0]!.index);
-      for (const extra of list.slice(1)) this.finishEarly(extra.index);
+      if (!readOnly) for (const extra of list.slice(1)) this.finishEarly(extra.index);
     }
   }
 
@@ -161,6 +168,7 @@ export class ZoneManager {
     if (zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
     zone.owner = NO_OWNER;
     zone.slabs.clear();
+    zone.liveBytes = 0;
     try {
       this.device.resetZone(index);
     } catch (err) {

@@ -81,10 +81,10 @@ function main(): void {
   store.flush();
 
   const diskBefore = du(DIR);
-  say(`closing epoch ${epochA}: its ${store.summary().epochs.find((e) => e.id === epochA)!.zones} zones are reset, no copying`);
+  say(`closing epoch ${epochA}: its ${store.statsGlobal().epochs.find((e) => e.epoch === epochA)!.zones} zones are reset, no copying`);
   store.epochClose(epochA);
   const diskAfter = du(DIR);
-  const afterClose = store.summary();
+  const afterClose = store.statsGlobal();
   say(`  disk usage ${mib(diskBefore)} -> ${mib(diskAfter)}`);
 
   store.close();
@@ -109,7 +109,7 @@ function main(): void {
       stale++;
     }
   }
-  const after = store.summary();
+  const after = store.statsGlobal();
   store.close();
 
   const summary = {
@@ -119,7 +119,7 @@ function main(): void {
     objectsLive: after.liveObjects,
     objectsVerified: verified,
     handlesStale: stale,
-    zonesOwned: after.zonesOwned,
+    zonesOwned: after.zones.owned,
     zonesReset: afterClose.counters.zoneResets,
     zonesFinishedEarly: afterClose.counters.zonesFinishedEarly,
     bytesPut: afterClose.counters.userBytesPut,

@@ -96,7 +96,7 @@ describe('slot and slab reuse with generations', () => {
     // The old handle to slot 0 names the same slab and slot: only the generation tells them apart.
     expect(codeOf(() => store.get(first[0]!))).toBe(ErrorCode.STALE_HANDLE);
     expect(store.get(next).toString()).toBe('new');
-    expect(store.summary().counters.slabsReusedHot).toBe(1);
+    expect(store.statsGlobal().counters.slabsReusedHot).toBe(1);
   });
 
   it('reuses slab ids of a closed epoch under a newer generation; old handles stay stale', () => {
@@ -144,7 +144,7 @@ describe('epochs', () => {
     expect(store.epochState(e2)).toBe(EpochState.ACTIVE);
     expect(store.get(h).toString()).toBe('kept');
     expect(codeOf(() => store.put(Buffer.from('no'), { epoch: e1 }))).toBe(ErrorCode.EPOCH_CLOSED);
-    expect(store.summary().counters.slowPathEpochClosed).toBe(1);
+    expect(store.statsGlobal().counters.slowPathEpochClosed).toBe(1);
     const h2 = store.put(Buffer.from('yes'), { epoch: e2 });
     expect(store.get(h2).toString()).toBe('yes');
   });
@@ -157,7 +157,7 @@ describe('epochs', () => {
     store.flush();
     const deviceDir = path.join(fx.dir, 'device');
     const before = diskUsage(deviceDir);
-    const e1Zones = store.summary().epochs.find((e) => e.id === e1)!.zones;
+    const e1Zones = store.statsGlobal().epochs.find((e) => e.epoch === e1)!.zones;
     expect(e1Zones).toBeGreaterThan(1);
     const zonesBefore = store.device.reportZones().filter((z) => z.condition !== ZoneCondition.EMPTY).length;
 
@@ -168,7 +168,7 @@ describe('epochs', () => {
     expect(zonesAfter).toBe(zonesBefore - e1Zones);
     const after = diskUsage(deviceDir);
     expect(before - after).toBeGreaterThan(e1Zones * 0.5 * 1024 * 1024);
-    const c = store.summary().counters;
+    const c = store.statsGlobal().counters;
     expect(c.zoneResets).toBe(e1Zones);
     expect(c.zoneResetBytes).toBeGreaterThan(0);
     for (const h of inE1) expect(codeOf(() => store.get(h))).toBe(ErrorCode.STALE_HANDLE);
@@ -198,21 +198,21 @@ describe('epochs', () => {
     store.flush();
     const keep = hs.slice(0, 10);
     for (const h of hs.slice(10)) store.free(h); // ACTIVE: emptied sealed slabs stay registered
-    const liveSlabsActive = store.summary().liveSlabs;
+    const liveSlabsActive = store.statsGlobal().slabs;
     store.epochAdvance();
-    const s = store.summary();
-    expect(s.liveSlabs).toBeLessThan(liveSlabsActive); // proactive scan recycled the empty ones
-    const zonesBefore = s.epochs.find((e) => e.id === e1)!.zones;
+    const s = store.statsGlobal();
+    expect(s.slabs).toBeLessThan(liveSlabsActive); // proactive scan recycled the empty ones
+    const zonesBefore = s.epochs.find((e) => e.epoch === e1)!.zones;
     store.flush();
-    const zonesAfter = store.summary().epochs.find((e) => e.id === e1)!.zones;
+    const zonesAfter = store.statsGlobal().epochs.find((e) => e.epoch === e1)!.zones;
     expect(zonesAfter).toBe(1); // only the zone that still holds the 10 live objects
     expect(zonesBefore).toBeGreaterThan(zonesAfter);
-    expect(store.summary().counters.zoneResets).toBe(zonesBefore - zonesAfter);
+    expect(store.statsGlobal().counters.zoneResets).toBe(zonesBefore - zonesAfter);
     keep.forEach((h, i) => expect(store.get(h).equals(Buffer.alloc(500, i & 0xff))).toBe(true));
     // Freeing the last objects of a CLOSING epoch lets its last zone go at the next flush.
     for (const h of keep) store.free(h);
     store.flush();
-    expect(store.summary().epochs.find((e) => e.id === e1)!.zones).toBe(0);
+    expect(store.statsGlobal().epochs.find((e) => e.epoch === e1)!.zones).toBe(0);
   });
 });
 
@@ -223,9 +223,9 @@ describe('zone limits', () => {
       for (let i = 0; i < 120; i++) handles.push({ h: store.put(payload(100 + e, i)), seed: 100 + e, i });
       if (e % 3 === 2) store.flush();
       store.epochAdvance();
-      const s = store.summary();
-      expect(s.zonesOpen).toBeLessThanOrEqual(4);
-      expect(s.zonesActive).toBeLessThanOrEqual(4);
+      const s = store.statsGlobal();
+      expect(s.zones.open).toBeLessThanOrEqual(4);
+      expect(s.zones.active).toBeLessThanOrEqual(4);
     }
     store.flush();
     const report = store.device.reportZones();
@@ -233,7 +233,7 @@ describe('zone limits', () => {
     expect(
       report.filter((z) => z.condition === ZoneCondition.IMPLICIT_OPEN || z.condition === ZoneCondition.EXPLICIT_OPEN || z.condition === ZoneCondition.CLOSED).length,
     ).toBeLessThanOrEqual(4);
-    expect(store.summary().counters.zonesFinishedEarly).toBeGreaterThan(0);
+    expect(store.statsGlobal().counters.zonesFinishedEarly).toBeGreaterThan(0);
     for (const { h, seed, i } of handles) expect(store.get(h).equals(payload(seed, i))).toBe(true);
     reopen();
     for (const { h, seed, i } of handles) expect(store.get(h).equals(payload(seed, i))).toBe(true);
@@ -255,7 +255,7 @@ describe('zone limits', () => {
     store.epochClose(e1);
     store.put(big);
     store.flush();
-    expect(store.summary().zonesFree).toBeGreaterThan(0);
+    expect(store.statsGlobal().zones.free).toBeGreaterThan(0);
   });
 });
 
@@ -357,7 +357,7 @@ describe('opening', () => {
     dev.write(orphan.start, Buffer.alloc(8192, 0xee));
     dev.close();
     store = fx.open();
-    expect(store.summary().counters.recoveryZoneResets).toBe(1);
+    expect(store.statsGlobal().counters.recoveryZoneResets).toBe(1);
     expect(store.device.reportZones(orphan.index, 1)[0]!.condition).toBe(ZoneCondition.EMPTY);
     expect(store.get(h).toString()).toBe('survivor');
   });
