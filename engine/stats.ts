@@ -70,6 +70,7 @@ export interface EpochStats {
 export interface GlobalStats {
   version: number;
   takenAt: string;
+  store: string;
   device: { kind: string; path: string; geometry: DeviceGeometry };
   epochCurrent: number;
   counters: ClassCounters & StoreCounters & { slabsAllocated: number };
@@ -110,6 +111,7 @@ export interface ZoneStats {
 
 /** What the store lends the snapshot builders (read only). */
 export interface StatsSource {
+  store: string;
   device: ZonedDevice;
   classes: readonly SizeClass[];
   blockSize: number;
@@ -226,6 +228,7 @@ export function globalStats(src: StatsSource): GlobalStats {
   return {
     version: SLAB_STATS_VERSION,
     takenAt: new Date().toISOString(),
+    store: src.store,
     device: { kind: src.device.kind, path: src.device.path, geometry: { ...src.device.geometry } },
     epochCurrent: src.epochCurrent,
     counters: { ...total, ...src.storeCounters, slabsAllocated: allocated(total) },

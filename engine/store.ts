@@ -74,6 +74,8 @@ export class Store implements Disposable {
   /** Zones the catalog says are owned but the engine has let go (recorded at the next commit). */
   private readonly pendingReleases = new Set<number>();
   private metaDirty = false;
+  /** The counters as last saved, to commit when only they changed. */
+  private lastSavedCounters = '';
   private closed = false;
 
   /** Use `openStore`. */
@@ -88,6 +90,7 @@ export class Store implements Disposable {
     this.classCounters = this.sizeClasses.classes.map(() => newClassCounters());
     const meta = catalog.readMeta();
     if (meta.counters !== undefined) restoreCounters(JSON.parse(meta.counters) as SavedCounters, this.storeCounters, this.classCounters);
+    this.lastSavedCounters = meta.counters ?? '';
     this.registry = new SlabRegistry(meta.nextSlabId);
     this.zones = new ZoneManager(device, this.storeCounters);
 
@@ -264,7 +267,10 @@ export class Store implements Disposable {
   close(): void {
     if (this.closed) return;
     try {
-      if (!this.readOnly) this.flush();
+      if (!this.readOnly) {
+        this.flush();
+        this.commit(); // the counters of resets the flush did after its own commit
+      }
     } finally {
       this.closed = true;
       this.catalog.close();
@@ -474,7 +480,11 @@ export class Store implements Disposable {
       this.dirtyEpochs.add(this.current);
     }
     const dirtyEpochs = [...this.dirtyEpochs].filter((e) => e.persisted);
-    if (this.dirtyIds.size === 0 && this.pendingZones.size === 0 && this.pendingReleases.size === 0 && dirtyEpochs.length === 0 && !this.metaDirty) {
+    const counters = this.savedCounters();
+    if (
+      this.dirtyIds.size === 0 && this.pendingZones.size === 0 && this.pendingReleases.size === 0 &&
+      dirtyEpochs.length === 0 && !this.metaDirty && counters === this.lastSavedCounters
+    ) {
       return;
     }
     this.catalog.commit({
@@ -482,8 +492,9 @@ export class Store implements Disposable {
       slabs: [...this.dirtyIds].map((id) => this.registry.rowFor(id)),
       zonesReleased: this.pendingReleases,
       zonesOwned: [...this.pendingZones].map(([zone, epoch]) => ({ zone, epoch })),
-      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters: this.savedCounters() },
+      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters },
     });
+    this.lastSavedCounters = counters;
     this.dirtyIds.clear();
     this.dirtyEpochs.clear();
     this.pendingZones.clear();
@@ -548,8 +559,10 @@ export class Store implements Disposable {
     return JSON.stringify(saved);
   }
 
+
   private statsSource(): StatsSource {
     return {
+      store: this.path,
       device: this.device,
       classes: this.sizeClasses.classes,
       blockSize: this.blockSize,

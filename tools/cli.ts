@@ -1,0 +1,278 @@
+#!/usr/bin/env node
+/**
+ * zns-slab: the command line. `stats` (the seed's stats_dump) and `zones` (the zone inspection
+ * tool). Machine-readable output on stdout, human text on stderr; exit 0 on success, 1 when the
+ * store or device cannot be read (one line on stderr), 2 for a usage error.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { CATALOG_FILE, openStore } from '../engine/store.js';
+import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLAB_STATS_VERSION, zoneStats } from '../engine/stats.js';
+import { ErrorCode, ZnsSlabError } from '../errors.js';
+import { openZonedDevice } from '../zns/open.js';
+import { type ColorBy, renderZoneMap } from './zoneMap.js';
+
+const HELP: Record<string, string> = {
+  main: `zns-slab: inspect zns-slab stores and zoned devices
+
+Usage:
+  zns-slab stats <store> [--json|--no-json] [--text|--no-text] [--class N] [--epoch N]
+  zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition]
+  zns-slab help [stats|zones]
+
+Both open a store read-only: nothing is changed, and a store open in another process is
+refused (ERR_STORE_LOCKED). Exit codes: 0 ok, 1 the store or device could not be read,
+2 usage error. See docs/OBSERVABILITY.md.
+`,
+  stats: `zns-slab stats <store>: a versioned snapshot of the store's counters and derived metrics
+
+  --json / --no-json   JSON on stdout (default: on). Schema version ${SLAB_STATS_VERSION}: docs/OBSERVABILITY.md
+  --text / --no-text   human-readable report on stderr (default: on)
+  --class N            only size class N (its statsClass snapshot)
+  --epoch N            only epoch N (its statsEpoch snapshot)
+
+Counters are cumulative over the store's life (saved at every flush and close).
+Example: zns-slab stats ./data --no-text | jq .version
+`,
+  zones: `zns-slab zones <store-or-device>: one row per zone
+
+<store-or-device> is a zns-slab store folder (rows joined with the catalog: owning epoch,
+slabs, live and dead bytes), an emulated device folder, or a zoned block device (/dev/nullb0).
+
+  --json               a JSON array on stdout instead of the table
+  --svg FILE           also draw the zone map (one cell per zone) to FILE
+  --range A-B          only zones A to B, inclusive (A alone: one zone; A-: to the end)
+  --condition LIST     only zones in these conditions, comma-separated:
+                       empty,implicit-open,explicit-open,closed,full,read-only,offline,not-wp
+  --color-by KEY       svg colour: epoch (default for a store) or condition
+`,
+};
+
+class UsageError extends Error {}
+
+interface Args {
+  command: string | undefined;
+  target: string | undefined;
+  flags: Map<string, string | true>;
+}
+
+const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h']);
+
+function parseArgs(argv: string[]): Args {
+  const flags = new Map<string, string | true>();
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg.startsWith('-')) {
+      const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+      if (VALUE_FLAGS.has(name)) {
+        const value = inline ?? argv[++i];
+        if (value === undefined) throw new UsageError(`${name} needs a value`);
+        flags.set(name, value);
+      } else if (BOOLEAN_FLAGS.has(name)) flags.set(name, true);
+      else throw new UsageError(`unknown option ${name}`);
+    } else positional.push(arg);
+  }
+  if (positional.length > 2) throw new UsageError(`unexpected argument ${positional[2]}`);
+  return { command: positional[0], target: positional[1], flags };
+}
+
+function out(text: string): void {
+  process.stdout.write(text);
+}
+
+function err(text: string): void {
+  process.stderr.write(text);
+}
+
+/** Bytes in the unit a person reads at a glance. */
+function mib(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+const pct = (n: number | null) => (n === null ? 'n/a' : `${n.toFixed(1)}%`);
+
+function intFlag(args: Args, name: string): number | undefined {
+  const v = args.flags.get(name);
+  if (v === undefined) return undefined;
+  if (v === true || !/^\d+$/.test(v)) throw new UsageError(`${name} takes a non-negative integer`);
+  return Number(v);
+}
+
+function statsText(s: GlobalStats): string {
+  const g = s.device.geometry;
+  const c = s.counters;
+  const lines = [
+    `zns-slab stats (schema v${s.version}) for ${path.resolve(s.store)}, taken ${s.takenAt}`,
+    `device: ${s.device.kind}, ${g.zoneCount} zones of ${mib(g.zoneSize)} (capacity ${mib(g.zoneCapacity)}), at most ${g.maxOpenZones || 'any'} open / ${g.maxActiveZones || 'any'} active`,
+    `zones: ${s.zones.owned} owned, ${s.zones.free} free, ${s.zones.active} active, ${s.zones.open} open, ${s.zones.full} full, ${s.zones.needingReset} needing reset, ${s.zones.unusable} unusable`,
+    `objects: ${s.liveObjects} live in ${s.slabs} slabs; live ${mib(s.derived.liveBytes)}, dead ${mib(s.derived.deadBytes)} in owned zones; ` +
+      `write amplification ${s.derived.writeAmplification ?? 'n/a'} (${mib(c.deviceBytesWritten)} written for ${mib(c.userBytesPut)} put)`,
+    `why slow? new slabs ${c.slowPathCacheMiss} (partial null ${c.currentPartialNull}, partial full ${c.currentPartialFull}), ` +
+      `ids recycled ${c.slabsRecycled} / new ${c.slabsOverflowed} (recycle rate ${pct(s.derived.recycleRatePct)}), hot reuse ${c.slabsReusedHot}, ` +
+      `refused (epoch closed) ${c.slowPathEpochClosed}, lease commits ${c.leaseCommits}, zones finished early ${c.zonesFinishedEarly} (${mib(c.finishWasteBytes)} left unwritten)`,
+    `space back? zone resets ${c.zoneResets} (${mib(c.zoneResetBytes)}), reset failures ${c.zoneResetFailures}, recovery resets ${c.recoveryZoneResets}, slabs freed ${c.slabsFreed}, net slabs ${s.derived.netSlabs}`,
+    `operations: puts ${c.puts}, gets ${c.gets}, frees ${c.frees}, flushes ${c.flushes}`,
+    '',
+    `epochs (current ${s.epochCurrent}):`,
+    `  ${'epoch'.padEnd(7)}${'state'.padEnd(9)}${'zones'.padStart(6)}${'slabs'.padStart(8)}${'live objs'.padStart(11)}${'live'.padStart(12)}${'dead'.padStart(12)}${'reclaimable'.padStart(13)}`,
+    ...s.epochs.map((e) => epochRow(e)),
+    '',
+    'size classes with activity:',
+    `  ${'class'.padEnd(6)}${'size'.padStart(8)}${'slabs'.padStart(7)}${'live objs'.padStart(11)}${'puts'.padStart(10)}${'new slabs'.padStart(11)}${'recycle'.padStart(9)}${'refused'.padStart(9)}`,
+    ...s.classes.map((k) => classRow(k)),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function epochRow(e: EpochStats): string {
+  return `  ${String(e.epoch).padEnd(7)}${e.state.padEnd(9)}${String(e.zones).padStart(6)}${String(e.slabs).padStart(8)}${String(e.liveObjects).padStart(11)}${mib(e.liveBytes).padStart(12)}${mib(e.deadBytes).padStart(12)}${mib(e.reclaimableBytes).padStart(13)}`;
+}
+
+function classRow(k: ClassStats): string {
+  return `  ${String(k.sizeClass).padEnd(6)}${String(k.size).padStart(8)}${String(k.slabs).padStart(7)}${String(k.liveObjects).padStart(11)}${String(k.counters.puts).padStart(10)}${String(k.counters.slowPathCacheMiss).padStart(11)}${pct(k.derived.recycleRatePct).padStart(9)}${String(k.counters.slowPathEpochClosed).padStart(9)}`;
+}
+
+function isStore(target: string): boolean {
+  return fs.existsSync(path.join(target, CATALOG_FILE));
+}
+
+function cmdStats(args: Args): number {
+  if (!args.target) throw new UsageError('stats needs a store folder');
+  if (!isStore(args.target)) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${args.target} is not a zns-slab store (no ${CATALOG_FILE})`);
+  const json = !args.flags.has('--no-json');
+  const text = !args.flags.has('--no-text');
+  const sizeClass = intFlag(args, '--class');
+  const epoch = intFlag(args, '--epoch');
+  const store = openStore(args.target, { readOnly: true });
+  try {
+    const global = store.statsGlobal();
+    let snapshot: unknown = global;
+    if (sizeClass !== undefined) snapshot = store.statsClass(sizeClass);
+    else if (epoch !== undefined) snapshot = store.statsEpoch(epoch);
+    if (json) out(JSON.stringify(snapshot, null, 2) + '\n');
+    if (text) {
+      if (sizeClass !== undefined) err(`size class ${sizeClass}:\n${classRow(snapshot as ClassStats)}\n`);
+      else if (epoch !== undefined) err(`epoch ${epoch}:\n${epochRow(snapshot as EpochStats)}\n`);
+      else err(statsText(global));
+    }
+  } finally {
+    store.close();
+  }
+  return 0;
+}
+
+function parseRange(spec: string, count: number): [number, number] {
+  const m = /^(\d+)(?:(-)(\d*))?$/.exec(spec);
+  if (!m) throw new UsageError(`--range takes A, A-B or A-, got ${spec}`);
+  const a = Number(m[1]);
+  const b = m[2] ? (m[3] ? Number(m[3]) : count - 1) : a;
+  if (a > b || a >= count) throw new UsageError(`--range ${spec} is outside zones 0-${count - 1}`);
+  return [a, Math.min(b, count - 1)];
+}
+
+function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
+  const head = ['zone', 'start', 'size', 'capacity', 'wp', 'fill%', 'type', 'condition', ...(forStore ? ['epoch', 'state', 'slabs', 'live', 'dead'] : [])];
+  const body = rows.map((z) => [
+    String(z.index),
+    `0x${z.start.toString(16)}`,
+    mib(z.size),
+    mib(z.capacity),
+    `0x${z.writePointer.toString(16)}`,
+    z.fillPct.toFixed(1),
+    z.type,
+    z.condition,
+    ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), mib(z.liveBytes), mib(z.deadBytes)] : []),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(head), ...body.map(line)].join('\n') + '\n';
+}
+
+function cmdZones(args: Args): number {
+  if (!args.target) throw new UsageError('zones needs a store folder or a zoned device');
+  const colorFlag = args.flags.get('--color-by');
+  if (colorFlag !== undefined && colorFlag !== 'epoch' && colorFlag !== 'condition') throw new UsageError('--color-by takes epoch or condition');
+  const conditionFlag = args.flags.get('--condition');
+  const conditions = typeof conditionFlag === 'string' ? new Set(conditionFlag.split(',').map((c) => c.trim())) : undefined;
+  const known = new Set(['empty', 'implicit-open', 'explicit-open', 'closed', 'full', 'read-only', 'offline', 'not-wp']);
+  for (const c of conditions ?? []) if (!known.has(c)) throw new UsageError(`unknown condition ${c} (one of ${[...known].join(', ')})`);
+
+  const forStore = isStore(args.target);
+  let rows: ZoneStats[];
+  let title: string;
+  if (forStore) {
+    const store = openStore(args.target, { readOnly: true });
+    try {
+      rows = store.statsZones();
+      title = `zns-slab store ${path.resolve(args.target)} (${store.device.kind} device)`;
+    } finally {
+      store.close();
+    }
+  } else {
+    const device = openZonedDevice(args.target);
+    try {
+      rows = zoneStats(device.reportZones());
+      title = `${device.kind} zoned device ${device.path}`;
+    } finally {
+      device.close();
+    }
+  }
+  const total = rows.length;
+  const rangeFlag = args.flags.get('--range');
+  if (typeof rangeFlag === 'string') {
+    const [a, b] = parseRange(rangeFlag, total);
+    rows = rows.slice(a, b + 1);
+  }
+  if (conditions) rows = rows.filter((z) => conditions.has(z.condition));
+
+  const svg = args.flags.get('--svg');
+  if (typeof svg === 'string') {
+    const colorBy: ColorBy = (colorFlag as ColorBy | undefined) ?? (forStore ? 'epoch' : 'condition');
+    fs.writeFileSync(svg, renderZoneMap(rows, { title, colorBy }));
+    err(`zone map of ${rows.length} zones written to ${svg}\n`);
+  }
+  if (args.flags.has('--json')) out(JSON.stringify(rows, null, 2) + '\n');
+  else out(zonesTable(rows, forStore));
+  err(`${rows.length} of ${total} zones shown\n`);
+  return 0;
+}
+
+export function main(argv: string[]): number {
+  let args: Args;
+  try {
+    args = parseArgs(argv);
+    if (args.command === undefined || args.command === 'help' || (args.flags.has('--help') && args.command === undefined)) {
+      const topic = args.command === 'help' ? args.target : undefined;
+      out(HELP[topic ?? 'main'] ?? HELP.main!);
+      return args.command === undefined && !args.flags.has('--help') ? 2 : 0;
+    }
+    if (args.flags.has('--help') || args.flags.has('-h')) {
+      out(HELP[args.command] ?? HELP.main!);
+      return 0;
+    }
+    if (args.command === 'stats') return cmdStats(args);
+    if (args.command === 'zones') return cmdZones(args);
+    throw new UsageError(`unknown command ${args.command}`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`zns-slab: ${e.message}\n${HELP.main}`);
+      return 2;
+    }
+    if (e instanceof ZnsSlabError) {
+      err(`zns-slab: ${e.code}: ${e.message}\n`);
+      return 1;
+    }
+    err(`zns-slab: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = main(process.argv.slice(2));
