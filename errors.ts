@@ -41,6 +41,10 @@ export const ErrorCode = {
   FORMAT_VERSION: 'ERR_FORMAT_VERSION',
   /** Another process (or another Store in this one) has the store open. */
   STORE_LOCKED: 'ERR_STORE_LOCKED',
+  /** An epoch domain exited more often than it was entered, or one scope exited twice. */
+  DOMAIN_UNBALANCED: 'ERR_DOMAIN_UNBALANCED',
+  /** An epoch domain disposed a second time. */
+  DOMAIN_DISPOSED: 'ERR_DOMAIN_DISPOSED',
   /** A write (put, free, flush, epoch change) on a store opened read-only. */
   READ_ONLY: 'ERR_READ_ONLY',
   /** The store or device was closed. */

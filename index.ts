@@ -4,6 +4,7 @@
  */
 export { openStore, Store, type StoreOptions, type PutOptions } from './engine/store.js';
 export { EpochState } from './engine/epoch.js';
+export { EpochDomain, type DomainScope } from './engine/domain.js';
 export {
   packHandle,
   unpackHandle,

@@ -27,14 +27,20 @@ export class Epoch {
   readonly zones = new Set<number>();
   /** Has a row in the catalog (false for an epoch that so far lives only in memory). */
   persisted: boolean;
+  /**
+   * Scoped to an auto-closing domain: never persisted (flush skips it), so its objects never
+   * outlive the domain, not even across a crash.
+   */
+  readonly ephemeral: boolean;
   /** Per size class, kept up to date as objects come and go, so stats never walk objects. */
   readonly liveObjects: Int32Array;
   readonly slabCount: Int32Array;
   /** Device bytes of the epoch's sealed slabs. */
   readonly sealedBytes: Float64Array;
 
-  constructor(id: number, state: EpochState, createdAt: number, persisted: boolean, classCount: number) {
+  constructor(id: number, state: EpochState, createdAt: number, persisted: boolean, classCount: number, ephemeral = false) {
     this.id = id;
+    this.ephemeral = ephemeral;
     this.state = state;
     this.createdAt = createdAt;
     this.persisted = persisted;

@@ -6,8 +6,9 @@
  * generations are leased: before a generation is used, the catalog durably records a limit
  * above it (`genLimit`), in batches so the cost is one catalog commit per LEASE_BATCH slabs.
  * After a restart every free id resumes at its recorded limit, past anything that may have
- * been handed out. A slab emptied while still in memory is reused in place under the next
- * generation of its lease ("kept hot"); when the lease runs out, the id goes back for a new one.
+ * been handed out. Within a session an id moves up through its lease one generation per reuse
+ * (an emptied in-memory slab reused in place, or a recycled id); when the lease runs out, the
+ * id waits for a new one.
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import type { SlabRow } from '../catalog/catalog.js';
@@ -132,7 +133,9 @@ export class SlabRegistry {
   }
 
   /**
-   * Frees `slab`'s id. Its next generation is the lease limit, which no handle can carry.
+   * Frees `slab`'s id. It is used again under the next generation of its lease if the lease
+   * has room (no catalog commit needed: generations are only ever handed out upward, and a
+   * restart resumes past the durable limit), else it waits for a new lease.
    * Returns the catalog row that records the free id.
    */
   recycle(slab: Slab): SlabRow {
@@ -140,6 +143,11 @@ export class SlabRegistry {
     this.slabs[slab.id] = undefined;
     this.liveSlabs--;
     const limit = this.genLimit[slab.id]!;
+    if (slab.generation + 1 < limit) {
+      this.nextGeneration[slab.id] = slab.generation + 1;
+      this.leased.push(slab.id);
+      return freeRow(slab.id, slab.generation + 1, limit);
+    }
     this.nextGeneration[slab.id] = limit;
     if (limit + GENERATION_LEASE > MAX_GENERATION + 1) {
       // Generations would wrap: retire the id for good rather than risk ABA.

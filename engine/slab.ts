@@ -19,8 +19,9 @@ export const enum SlabState {
   SEALED = 2,
 }
 
-/** First in-memory buffer of a slab; it grows as slots fill, so tiny epochs stay tiny. */
-const INITIAL_BUFFER_BYTES = 4096;
+/** Slots the first in-memory buffer of a slab holds; it grows 4x as slots fill, so tiny epochs stay tiny. */
+const INITIAL_BUFFER_SLOTS = 4;
+const MIN_BUFFER_BYTES = 512;
 const BITMAP_WORDS = 8; // 256 bits
 
 const identity = Buffer.alloc(12);
@@ -57,7 +58,7 @@ export class Slab {
     this.epoch = epoch;
     this.state = SlabState.OPEN;
     // Uninitialised is safe: append writes every byte of a slot, sealImage zeroes the tail.
-    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(INITIAL_BUFFER_BYTES, cls.stride), cls.slabBytes));
+    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(MIN_BUFFER_BYTES, INITIAL_BUFFER_SLOTS * cls.stride), cls.slabBytes));
   }
 
   static sealed(

@@ -50,6 +50,8 @@ export interface EpochStats {
   version: number;
   epoch: number;
   state: EpochState;
+  /** Scoped to an auto-closing domain: never persisted. */
+  ephemeral: boolean;
   createdAt: number;
   closingAt: number | null;
   zones: number;
@@ -166,6 +168,7 @@ export function epochStats(src: StatsSource, epoch: Epoch): EpochStats {
     version: SLAB_STATS_VERSION,
     epoch: epoch.id,
     state: epoch.state,
+    ephemeral: epoch.ephemeral,
     createdAt: epoch.createdAt,
     closingAt: epoch.closingAt,
     zones: epoch.zones.size,

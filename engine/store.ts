@@ -8,6 +8,7 @@
  * `epochClose` is durable when it returns. Writes reach the device (and are flushed) before
  * the catalog commits anything that points at them.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
@@ -16,6 +17,7 @@ import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
 import { sameGeometry } from '../zns/emulated.js';
 import { openZonedDevice } from '../zns/open.js';
 import { type ClassCounters, type SavedCounters, type StoreCounters, newClassCounters, newStoreCounters, restoreCounters } from './counters.js';
+import { type DomainHost, EpochDomain } from './domain.js';
 import { Epoch, EpochState } from './epoch.js';
 import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
@@ -52,8 +54,10 @@ function now(): number {
   return Date.now();
 }
 
-export class Store implements Disposable {
+export class Store implements Disposable, DomainHost {
   readonly path: string;
+  /** The implicit epoch domain of each async context (see engine/domain.ts). */
+  readonly domainContext = new AsyncLocalStorage<EpochDomain>();
   readonly device: ZonedDevice;
   readonly sizeClasses: SizeClassTable;
   private readonly catalog: Catalog;
@@ -76,6 +80,8 @@ export class Store implements Disposable {
   private metaDirty = false;
   /** The counters as last saved, to commit when only they changed. */
   private lastSavedCounters = '';
+  /** Set by the first domain: until then put never looks up an implicit domain. */
+  private domainsInUse = false;
   private closed = false;
 
   /** Use `openStore`. */
@@ -127,7 +133,12 @@ export class Store implements Disposable {
       throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `put takes a Buffer or Uint8Array, got ${describe(bytes)}`);
     }
     const classIndex = this.sizeClasses.classFor(bytes.length);
-    const epoch = options?.epoch === undefined ? this.current : this.epochForPut(options.epoch, classIndex);
+    let epoch = this.current;
+    if (options?.epoch !== undefined) epoch = this.epochForPut(options.epoch, classIndex);
+    else if (this.domainsInUse) {
+      const domain = this.domainContext.getStore();
+      if (domain !== undefined) epoch = this.epochForPut(domain.epoch, classIndex);
+    }
     let slab = epoch.openSlabs[classIndex];
     if (slab === undefined || slab.isFull) slab = this.nextSlab(epoch, classIndex, slab);
     const slot = slab.append(bytes);
@@ -234,6 +245,42 @@ export class Store implements Disposable {
     throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
   }
 
+  // ---- epoch domains (engine/domain.ts) ----------------------------------------------------
+
+  /**
+   * An auto-closing domain over a new epoch: when its last user exits (or it is disposed with
+   * nobody inside), the epoch closes and its zones reset. Its objects live in memory until a
+   * slab fills, and flush() does not persist them: they never outlive the domain.
+   */
+  epochDomainCreate(): EpochDomain {
+    this.checkWritable();
+    this.domainsInUse = true;
+    return new EpochDomain(this, this.createEpoch(true).id, true);
+  }
+
+  /** A manual-control domain over an existing live epoch: exiting never closes it. */
+  epochDomainWrap(epochId: number): EpochDomain {
+    this.checkWritable();
+    const epoch = this.liveEpoch(epochId);
+    this.domainsInUse = true;
+    return new EpochDomain(this, epoch.id, false);
+  }
+
+  /** The domain whose `run` the caller is in (undefined outside any). */
+  epochDomainCurrent(): EpochDomain | undefined {
+    return this.domainsInUse ? this.domainContext.getStore() : undefined;
+  }
+
+  /** @internal For EpochDomain. */
+  closeDomainEpoch(epochId: number): void {
+    if (this.epochs.has(epochId)) this.epochClose(epochId);
+  }
+
+  /** @internal For EpochDomain. */
+  isEpochClosed(epochId: number): boolean {
+    return !this.epochs.has(epochId);
+  }
+
   // ---- durability ------------------------------------------------------------------------
 
   /**
@@ -244,6 +291,7 @@ export class Store implements Disposable {
   flush(): void {
     this.checkWritable();
     for (const epoch of this.epochs.values()) {
+      if (epoch.ephemeral) continue; // scoped to its domain: nothing to make durable
       for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
     }
     this.device.flush();
@@ -403,8 +451,17 @@ export class Store implements Disposable {
   private onSlabEmpty(slab: Slab): void {
     const epoch = this.epochs.get(slab.epoch)!;
     if (epoch.state === EpochState.ACTIVE) {
-      // Seed Phase 2.1: ACTIVE epochs keep empty slabs (latency first). An open one is reused
-      // in place by the next put; a sealed one waits for its epoch to close.
+      // Seed Phase 2.1: ACTIVE epochs keep empty slabs (latency first). The current partial
+      // slab restarts at slot 0 under its next generation at once (every handle into it is
+      // already freed); a sealed one waits for its epoch to close.
+      if (slab.state === SlabState.OPEN && epoch.openSlabs[slab.cls.index] === slab) {
+        const generation = this.registry.nextHotGeneration(slab);
+        if (generation === undefined) this.drop(epoch, slab);
+        else {
+          slab.resetInPlace(generation);
+          this.classCounters[slab.cls.index]!.slabsReusedHot++;
+        }
+      }
       return;
     }
     this.drop(epoch, slab);
@@ -438,8 +495,8 @@ export class Store implements Disposable {
     for (const slab of [...epoch.slabs]) if (slab.liveCount === 0) this.drop(epoch, slab);
   }
 
-  private createEpoch(): Epoch {
-    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false, this.sizeClasses.classes.length);
+  private createEpoch(ephemeral = false): Epoch {
+    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false, this.sizeClasses.classes.length, ephemeral);
     this.epochs.set(epoch.id, epoch);
     this.metaDirty = true;
     return epoch;
@@ -468,8 +525,13 @@ export class Store implements Disposable {
 
   /** One catalog transaction with everything that changed; skipped when nothing did. */
   private commit(): void {
-    for (const [, epochId] of this.pendingZones) {
+    // An ephemeral epoch's zones and slabs stay out of the catalog: after a crash its zones
+    // hold data nobody owns, and the next open resets them.
+    const zonesOwned: { zone: number; epoch: number }[] = [];
+    for (const [zone, epochId] of this.pendingZones) {
       const epoch = this.epochs.get(epochId)!;
+      if (epoch.ephemeral) continue;
+      zonesOwned.push({ zone, epoch: epochId });
       if (!epoch.persisted) {
         epoch.persisted = true;
         this.dirtyEpochs.add(epoch);
@@ -481,23 +543,30 @@ export class Store implements Disposable {
     }
     const dirtyEpochs = [...this.dirtyEpochs].filter((e) => e.persisted);
     const counters = this.savedCounters();
+    const slabs: SlabRow[] = [];
+    for (const id of this.dirtyIds) {
+      const slab = this.registry.get(id);
+      if (slab !== undefined && this.epochs.get(slab.epoch)!.ephemeral) continue;
+      slabs.push(this.registry.rowFor(id));
+    }
     if (
-      this.dirtyIds.size === 0 && this.pendingZones.size === 0 && this.pendingReleases.size === 0 &&
+      slabs.length === 0 && zonesOwned.length === 0 && this.pendingReleases.size === 0 &&
       dirtyEpochs.length === 0 && !this.metaDirty && counters === this.lastSavedCounters
     ) {
+      this.dirtyIds.clear();
       return;
     }
     this.catalog.commit({
       epochs: dirtyEpochs.map(epochRow),
-      slabs: [...this.dirtyIds].map((id) => this.registry.rowFor(id)),
+      slabs,
       zonesReleased: this.pendingReleases,
-      zonesOwned: [...this.pendingZones].map(([zone, epoch]) => ({ zone, epoch })),
+      zonesOwned,
       meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters },
     });
     this.lastSavedCounters = counters;
+    for (const { zone } of zonesOwned) this.pendingZones.delete(zone);
     this.dirtyIds.clear();
     this.dirtyEpochs.clear();
-    this.pendingZones.clear();
     this.pendingReleases.clear();
     this.metaDirty = false;
   }
