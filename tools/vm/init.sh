@@ -41,7 +41,7 @@ fi
 
 # The NVMe namespace appears asynchronously after the driver binds; wait briefly for it.
 i=0
-while [ ! -b /dev/nvme0n1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+while [ -e /sys/class/nvme/nvme0 ] && [ ! -b /dev/nvme0n1 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 for dev in /sys/block/nvme*n*; do
   [ -e "$dev/queue/scheduler" ] && echo mq-deadline > "$dev/queue/scheduler"
 done
