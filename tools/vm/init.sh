@@ -29,13 +29,24 @@ P9="trans=virtio,version=9p2000.L,msize=512000"
 if ! mount -t 9p -o "$P9,ro,cache=loose" hostroot /host; then
   say "cannot mount the host root over 9p"; poweroff -f
 fi
+# The guest gets its own /tmp, which hides the host's; folders the command needs from the
+# host's /tmp (a checkout there, as CI may have) are listed by run.sh and bound back in.
+mkdir -p /hosttmp
+mount --bind /host/tmp /hosttmp
 mount -t tmpfs -o mode=1777,size=75% tmpfs /host/tmp
+mkdir -p /host/tmp/vm-out
+if mount -t 9p -o "$P9" vmout /host/tmp/vm-out && [ -f /host/tmp/vm-out/binds ]; then
+  while read -r p; do
+    case "$p" in
+      /tmp/?*) mkdir -p "/host$p" && mount --bind "/hosttmp${p#/tmp}" "/host$p" || say "cannot expose $p" ;;
+    esac
+  done < /host/tmp/vm-out/binds
+fi
 mount -t devtmpfs devtmpfs /host/dev
 mount -t proc proc /host/proc
 mount -t sysfs sysfs /host/sys
 mount -t configfs configfs /host/sys/kernel/config 2>/dev/null
-mkdir -p /host/tmp/vm-out
-if ! mount -t 9p -o "$P9" vmout /host/tmp/vm-out; then
+if [ ! -f /host/tmp/vm-out/cmd.sh ]; then
   say "cannot mount the output share"; poweroff -f
 fi
 

@@ -55,6 +55,12 @@ trap 'rm -rf "$out"' EXIT
   printf '%q ' "$@"; echo
 } > "$out/cmd.sh"
 
+# The guest's /tmp is its own tmpfs; host folders under /tmp that the command needs (the
+# working folder, this checkout) are bound back in by init.sh.
+for p in "$(realpath "$cwd")" "$ROOT"; do
+  [[ $p == /tmp/* ]] && echo "$p"
+done > "$out/binds" || true
+
 qemu=(qemu-system-x86_64 -M q35 -accel tcg -cpu max -smp "$SMP" -m "$MEM_MB"
   -nodefaults -display none -vga none -no-reboot -serial stdio -monitor none
   -kernel "$vmlinux" -initrd "$initramfs"
