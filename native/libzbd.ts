@@ -66,6 +66,8 @@ export interface ZbdZone {
 /** The functions we call, typed. Pointers to our memory are passed as Buffers (koffi passes them in place). */
 export interface LibzbdApi {
   zbd_set_log_level(level: number): void;
+  /** 1: zoned block device; 0: not one (or not a block device); < 0: path error (errno set). */
+  zbd_device_is_zoned(path: string): number;
   zbd_open(path: string, flags: number, info: Buffer): number;
   zbd_close(fd: number): void;
   zbd_report_zones(fd: number, ofst: number, len: number, ro: number, zones: Buffer | null, nrZones: Buffer): number;
@@ -89,6 +91,7 @@ interface Koffi {
   load(path: string): KoffiLibrary;
   errno(): number;
   address(value: unknown): bigint;
+  os: { errno: Record<string, number> };
 }
 
 let api: LibzbdApi | undefined;
@@ -124,6 +127,7 @@ export function libzbd(): LibzbdApi {
   }
   const f = {
     setLogLevel: zbd.func('void zbd_set_log_level(int level)'),
+    isZoned: zbd.func('int zbd_device_is_zoned(const char *filename)'),
     open: zbd.func('int zbd_open(const char *filename, int flags, void *info)'),
     close: zbd.func('void zbd_close(int fd)'),
     // off_t is 64-bit on every platform libzbd supports (it opens with O_LARGEFILE).
@@ -134,6 +138,7 @@ export function libzbd(): LibzbdApi {
   };
   api = {
     zbd_set_log_level: (level) => void f.setLogLevel(level),
+    zbd_device_is_zoned: (path) => f.isZoned(path) as number,
     zbd_open: (path, flags, info) => {
       assert(info.length >= ZBD_INFO_SIZE, 'zbd_info buffer holds the struct');
       return f.open(path, flags, info) as number;
@@ -150,6 +155,9 @@ export function libzbd(): LibzbdApi {
     errno: () => koffi.errno(),
     address: (buf) => koffi.address(buf),
   };
+  for (const [name, value] of Object.entries(Errno)) {
+    assert(koffi.os.errno[name] === value, `${name} is ${value} on this platform, as Errno says`);
+  }
   // libzbd prints its own errors to stderr by default in some builds; we report them as codes.
   api.zbd_set_log_level(0);
   return api;
@@ -244,14 +252,18 @@ export function zbdOpen(path: string, flags: number): { fd: number; info: ZbdInf
       `cannot open ${path}: the next file descriptor (${probe}) is past libzbd's table of ${ZBD_FD_MAX}`,
     );
   }
+  // Asked first so that "not zoned" is told apart from open() failing (zbd_open says -1 for both).
+  const zoned = lib.zbd_device_is_zoned(path);
+  if (zoned < 0) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${path}: ${errnoName(lib.errno())} (no such device?)`);
+  }
+  if (zoned === 0) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${path} is not a zoned block device`);
   const infoBuf = Buffer.alloc(ZBD_INFO_SIZE);
   const fd = lib.zbd_open(path, flags, infoBuf);
   if (fd < 0) {
     const errno = lib.errno();
-    throw new ZnsSlabError(
-      errno === Errno.ENOENT || errno === Errno.EINVAL || errno === 0 ? ErrorCode.INVALID_ARGUMENT : ErrorCode.DEVICE_IO,
-      `zbd_open(${path}) failed (${errnoName(errno)}): not a zoned block device, or no permission`,
-    );
+    const hint = errno === Errno.EACCES || errno === Errno.EPERM ? ' (needs read-write access to the node: root or the disk group)' : '';
+    throw new ZnsSlabError(ErrorCode.DEVICE_IO, `zbd_open(${path}) failed: ${errnoName(errno)}${hint}`);
   }
   assert(fd < ZBD_FD_MAX, `libzbd fd ${fd} within its table`);
   return { fd, info: decodeZbdInfo(infoBuf) };

@@ -87,6 +87,7 @@ describe('libzbd binding (host)', () => {
   it('gives a coded error for a path that is not a zoned device, or when libzbd is missing', () => {
     const expected = libzbdAvailable() ? ErrorCode.INVALID_ARGUMENT : ErrorCode.NATIVE_UNAVAILABLE;
     expect(() => openLibzbdDevice('/dev/null')).toThrow(expect.objectContaining({ code: expected }));
+    expect(() => openLibzbdDevice('/dev/no-such-zoned-device')).toThrow(expect.objectContaining({ code: expected }));
   });
 });
 
