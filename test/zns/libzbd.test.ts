@@ -9,6 +9,7 @@
  * holding data.
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { ErrorCode } from '../../errors.js';
 import { Errno, ZBD_RO_ALL, ZBD_ZONE_SIZE, ZbdZoneOp, decodeZbdInfo, decodeZbdZone, libzbd, libzbdAvailable } from '../../native/libzbd.js';
@@ -170,7 +171,7 @@ for (const path of DEVICES) {
 
     it('reports the geometry the kernel exports in sysfs', () => {
       const name = path.split('/').pop()!;
-      const sysfs = (f: string) => Number(spawnSync('cat', [`/sys/block/${name}/queue/${f}`], { encoding: 'utf8' }).stdout.trim());
+      const sysfs = (f: string) => Number(fs.readFileSync(`/sys/block/${name}/queue/${f}`, 'utf8').trim());
       const g = dev.geometry;
       expect(g.zoneSize).toBe(sysfs('chunk_sectors') * SECTOR);
       expect(g.zoneCount).toBe(sysfs('nr_zones'));
