@@ -69,9 +69,11 @@ report() {
 
 create_modparams() {
   [[ ! -d /sys/module/null_blk ]] || die "null_blk is already loaded; remove it first (remove --modparams)"
-  modprobe null_blk nr_devices=1 zoned=1 zone_size="$ZONE_MB" zone_nr_conv="$CONV" memory_backed=1 \
-    gb=$((SIZE_MB / 1024)) bs="$BLOCK_SIZE" zone_max_open="$MAX_OPEN" zone_max_active="$MAX_ACTIVE" \
-    ${ZONE_CAP_MB:+$( [[ $ZONE_CAP_MB != 0 ]] && echo zone_capacity="$ZONE_CAP_MB")}
+  local params=(nr_devices=1 zoned=1 zone_size="$ZONE_MB" zone_nr_conv="$CONV" memory_backed=1
+    gb=$((SIZE_MB / 1024)) bs="$BLOCK_SIZE" zone_max_open="$MAX_OPEN" zone_max_active="$MAX_ACTIVE")
+  [[ $ZONE_CAP_MB == 0 ]] || params+=(zone_capacity="$ZONE_CAP_MB")
+  (( SIZE_MB % 1024 == 0 )) || die "--modparams sizes devices in whole GiB (gb=); --size-mb must be a multiple of 1024"
+  modprobe null_blk "${params[@]}"
   wait_for_block /dev/nullb0
   set_scheduler /dev/nullb0
   report /dev/nullb0

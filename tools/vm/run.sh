@@ -76,7 +76,8 @@ fi
 
 start=$(date +%s.%N)
 set +e
-timeout --kill-after="$KILL_GRACE_S" "$TIMEOUT" "${qemu[@]}" < /dev/null | tr -d '\r'
+# sed -u: line by line, so the console streams even when our stdout is a pipe (CI logs).
+timeout --kill-after="$KILL_GRACE_S" "$TIMEOUT" "${qemu[@]}" < /dev/null | sed -u 's/\r$//'
 status=${PIPESTATUS[0]}
 set -e
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
