@@ -351,15 +351,17 @@ export class LibzbdDevice implements ZonedDevice {
       this.refresh(zone);
       return new ZnsSlabError(ErrorCode.ZONE_ACTIVE_LIMIT, `${where}: the device's active-zone limit (${this.geometry.maxActiveZones}) is reached`, { cause: err });
     }
-    const before = this.zones[zone]!.written;
     const state = this.refresh(zone);
     if (err.errno === Errno.EIO) {
       if (UNWRITABLE.has(state.condition)) {
         return new ZnsSlabError(ErrorCode.ZONE_CONDITION, `${where}: the zone is ${ZONE_CONDITION_NAMES[state.condition]} (EIO)`, { cause: err });
       }
-      // Nothing of ours landed and the pointer is elsewhere: the request was misplaced.
-      if (state.written === before && this.zoneStart(zone) + state.written !== offset) {
-        return new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `${where}: the write pointer is ${this.zoneStart(zone) + state.written} (EIO)`, { cause: err });
+      // The failed request started at offset + done. If the pointer is not there, the request
+      // was misplaced (or, for a multi-block request, part of it landed before the error: the
+      // caller re-syncs from the reported pointer either way).
+      const wp = this.zoneStart(zone) + state.written;
+      if (wp !== offset + err.done) {
+        return new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `${where}: the device's write pointer is ${wp} (EIO)`, { cause: err });
       }
     }
     return new ZnsSlabError(ErrorCode.DEVICE_IO, `${where} failed after ${err.done} bytes: ${err.message}`, { cause: err });

@@ -126,7 +126,7 @@ for (const path of DEVICES) {
       const lib = libzbd();
       const start = 2 * zoneSize;
       const block = alignedBlock(lbs, 0x5a);
-      expect(lib.pwrite(fd, block, lbs, start)).toBe(lbs); // at the write pointer: accepted
+      dev.write(start, block);
       expect(kernelZone(fd, zoneSize, 2).wp).toBe(start + lbs);
       for (const wrong of [start + 3 * lbs, start]) {
         // Ahead of the write pointer, then behind it: both must fail in the kernel/driver.
@@ -136,10 +136,14 @@ for (const path of DEVICES) {
       const z = kernelZone(fd, zoneSize, 2);
       expect(z.wp).toBe(start + lbs);
       expect(z.cond).toBe(ZoneCondition.IMPLICIT_OPEN);
-      // The class names the rule the kernel's EIO stood for when its own bookkeeping is bypassed.
+      // A write behind the class's back moves the pointer; the class still believes start + lbs,
+      // so its next write goes to the kernel, fails with EIO, and comes back named.
       expect(lib.pwrite(fd, block, lbs, start + lbs)).toBe(lbs);
-      expect(() => dev.write(start + lbs, block)).toThrow(expect.objectContaining({ code: ErrorCode.ZONE_WRITE_POINTER }));
+      expect(() => dev.write(start + lbs, block)).toThrow(
+        expect.objectContaining({ code: ErrorCode.ZONE_WRITE_POINTER, message: expect.stringContaining('(EIO)') }),
+      );
       expect(dev.reportZones(2, 1)[0]!.writePointer).toBe(start + 2 * lbs);
+      dev.write(start + 2 * lbs, block); // and it is back in step
     });
 
     it('rejects a write to a FULL zone with EIO, surfaced as ERR_ZONE_CONDITION', () => {
@@ -150,6 +154,10 @@ for (const path of DEVICES) {
       expect(kernelZone(fd, zoneSize, 3).cond).toBe(ZoneCondition.FULL);
       expect(lib.pwrite(fd, alignedBlock(lbs, 1), lbs, 3 * zoneSize)).toBe(-1);
       expect(lib.errno()).toBe(Errno.EIO);
+      // The class did not see the finish, so it sends the write and maps the kernel's EIO.
+      expect(() => dev.write(3 * zoneSize, Buffer.alloc(lbs))).toThrow(
+        expect.objectContaining({ code: ErrorCode.ZONE_CONDITION, message: expect.stringContaining('(EIO)') }),
+      );
     });
 
     it("resets the write pointer to the zone start in the device's own report", () => {
