@@ -177,6 +177,18 @@ for (const path of DEVICES) {
       expect(blkzoneWritePointer(path, start) ?? z.wp).toBe(start);
     });
 
+    it('reads zeroes between a FULL zone\'s capacity and its size, without asking the drive', () => {
+      const { zoneSize, zoneCapacity, logicalBlockSize: lbs } = dev.geometry;
+      if (zoneCapacity === zoneSize) return; // no such bytes on this device
+      const start = 5 * zoneSize;
+      dev.write(start, Buffer.alloc(lbs, 3));
+      dev.finishZone(5);
+      expect(kernelZone(dev.fileDescriptor, zoneSize, 5).cond).toBe(ZoneCondition.FULL);
+      const tail = dev.read(start + zoneCapacity - lbs, 2 * lbs);
+      expect(tail.every((b) => b === 0)).toBe(true);
+      expect(dev.read(start, 1)[0]).toBe(3);
+    });
+
     it('reports the geometry the kernel exports in sysfs', () => {
       const name = path.split('/').pop()!;
       const sysfs = (f: string) => Number(fs.readFileSync(`/sys/block/${name}/queue/${f}`, 'utf8').trim());

@@ -19,6 +19,9 @@ MODULES=(crct10dif_generic crc64_rocksoft_generic virtio_pci 9pnet_virtio 9p con
 log() { echo "prepare: $*" >&2; }
 
 mkdir -p "$CACHE"
+# Two runs at once (two checkouts sharing ZNS_VM_CACHE) take turns instead of racing.
+exec 9> "$CACHE/.lock"
+flock 9
 # ldd fails on a static executable; a dynamic busybox would find no libc in the initramfs.
 if [[ ! -x $BUSYBOX ]] || ldd "$BUSYBOX" > /dev/null 2>&1; then
   log "need a static busybox at $BUSYBOX (apt-get install busybox-static)"
