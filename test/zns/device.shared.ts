@@ -153,8 +153,8 @@ export function describeZonedDevice(name: string, makeFixture: () => DeviceFixtu
       const maxActive = effectiveLimit(dev.geometry.maxActiveZones, dev.geometry.zoneCount);
       if (maxOpen >= dev.geometry.zoneCount) return; // unlimited: nothing to hold
       // Opening an EMPTY zone makes it active too. When both limits are equal (null_blk and
-      // NVMe ZNS are often set up 14/14) both are reached, and the kernel (null_blk and the
-      // NVMe driver alike) checks the active limit first, as the emulation does.
+      // NVMe ZNS are often set up 14/14) both are reached, and the device (null_blk and QEMU's
+      // NVMe ZNS controller alike) reports the active limit first, as the emulation does.
       const limitCode = maxActive > maxOpen ? ErrorCode.ZONE_OPEN_LIMIT : ErrorCode.ZONE_ACTIVE_LIMIT;
       for (let z = 0; z < maxOpen; z++) dev.openZone(z);
       expect(dev.reportZones().filter((z) => z.condition === ZoneCondition.EXPLICIT_OPEN)).toHaveLength(maxOpen);
