@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs inside the test VM (tools/vm/run.sh): makes the null_blk zoned device, then runs the
+# zoned-device tests against it and the NVMe ZNS namespace. Extra arguments go to vitest.
+set -euo pipefail
+# nullb0: the usual setup (capacity = size, open limit = active limit, as with modprobe).
+bash tools/nullblk.sh create --name nullb0 >&2
+# nullb1: capacity < size and an open limit below the active limit, so the implicit-close and
+# open-limit rules are exercised on the kernel too (with equal limits the active one trips first).
+bash tools/nullblk.sh create --name nullb1 --size-mb 1024 --zone-cap-mb 48 --max-open 6 --max-active 10 >&2
+devices=/dev/nullb0,/dev/nullb1
+if [[ -b /dev/nvme0n1 && $(cat /sys/block/nvme0n1/queue/zoned) == host-managed ]]; then
+  devices+=,/dev/nvme0n1
+else
+  echo "zoned-tests: no NVMe ZNS namespace in this VM" >&2
+  exit 1
+fi
+start=$(cut -d' ' -f1 /proc/uptime)
+set +e
+# --configLoader runner: vite's default loader writes a bundled config into node_modules,
+# which is read-only here. Piped through cat so vitest sees no TTY and prints plain lines.
+ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner test/zns/libzbd.test.ts "$@" 2>&1 | cat
+rc=$?
+set -e
+end=$(cut -d' ' -f1 /proc/uptime)
+echo "zoned-tests: vitest exited $rc after $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s on $devices" >&2
+exit $rc

@@ -1,0 +1,512 @@
+/**
+ * A real zoned block device (NVMe ZNS SSD, SMR drive, null_blk zoned) through libzbd.
+ *
+ * The kernel and the drive enforce the zone rules; this class adds what they do not give
+ * back in a usable form:
+ * - coded errors: the kernel answers a misplaced write with a bare EIO, so on EIO we re-report
+ *   the zone and name the broken rule (ERR_ZONE_WRITE_POINTER, ERR_ZONE_CONDITION, ...), the
+ *   same codes as the emulated device;
+ * - reads past the write pointer are refused (null_blk and many drives return zeroes there);
+ * - arbitrary byte-range reads on an O_DIRECT descriptor (the covering blocks are read into an
+ *   aligned buffer);
+ * - bytes between a FULL zone's capacity and its size read as zeroes, as the emulation does,
+ *   without asking a drive that may reject LBAs past the capacity.
+ *
+ * Write pointers are tracked here after one report at open (this object is the device's only
+ * writer); whenever the tracked state and a request disagree, the zone is re-reported before
+ * anything is refused.
+ */
+import fs from 'node:fs';
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import {
+  Errno,
+  ZBD_RO_ALL,
+  ZBD_ZONE_SIZE,
+  ZbdModel,
+  ZbdZoneOp,
+  type LibzbdApi,
+  type ZbdInfo,
+  decodeZbdZone,
+  errnoName,
+  libzbd,
+  zbdOpen,
+} from '../native/libzbd.js';
+import {
+  type DeviceGeometry,
+  type Zone,
+  type ZonedDevice,
+  MIN_ZONE_COUNT,
+  ZONE_CONDITION_NAMES,
+  ZoneCondition,
+  ZoneType,
+  zoneIsOpen,
+} from './device.js';
+
+/** O_DIRECT buffers are aligned to at least a page (the kernel needs the logical block size). */
+export const DIRECT_IO_MIN_ALIGN = 4096;
+/** The reusable aligned bounce buffer is kept up to this size; larger I/O allocates its own. */
+const BOUNCE_KEEP_MAX = 8 * 1024 * 1024;
+/** Linux's O_CLOEXEC (asm-generic; node's fs.constants lacks it): child processes must not inherit the device. */
+const LINUX_O_CLOEXEC = 0o2000000;
+
+export type LibzbdIoPath = 'koffi' | 'fs';
+
+export interface LibzbdOptions {
+  /**
+   * How data moves: libc pread/pwrite through koffi (default), or node's fs on the same fd.
+   * Both are synchronous on the calling thread; see docs/DEVICES.md for the measured cost.
+   */
+  io?: LibzbdIoPath;
+}
+
+interface ZoneState {
+  /** Bytes written from the zone start (the write pointer minus the start). */
+  written: number;
+  condition: ZoneCondition;
+  type: ZoneType;
+}
+
+type ZoneOpName = 'reset' | 'open' | 'close' | 'finish';
+
+/** Conditions from which each zone operation is legal; an EIO from any other is the rule, not the disk. */
+const OP_SOURCE_CONDITIONS: Readonly<Record<ZoneOpName, readonly ZoneCondition[]>> = {
+  reset: [ZoneCondition.EMPTY, ZoneCondition.IMPLICIT_OPEN, ZoneCondition.EXPLICIT_OPEN, ZoneCondition.CLOSED, ZoneCondition.FULL],
+  open: [ZoneCondition.EMPTY, ZoneCondition.IMPLICIT_OPEN, ZoneCondition.EXPLICIT_OPEN, ZoneCondition.CLOSED],
+  close: [ZoneCondition.IMPLICIT_OPEN, ZoneCondition.EXPLICIT_OPEN, ZoneCondition.CLOSED],
+  finish: [ZoneCondition.EMPTY, ZoneCondition.IMPLICIT_OPEN, ZoneCondition.EXPLICIT_OPEN, ZoneCondition.CLOSED, ZoneCondition.FULL],
+};
+const OP_CODES: Readonly<Record<ZoneOpName, number>> = {
+  reset: ZbdZoneOp.RESET,
+  open: ZbdZoneOp.OPEN,
+  close: ZbdZoneOp.CLOSE,
+  finish: ZbdZoneOp.FINISH,
+};
+
+const UNWRITABLE = new Set([ZoneCondition.FULL, ZoneCondition.OFFLINE, ZoneCondition.READ_ONLY]);
+
+class NativeIoError extends Error {
+  constructor(readonly errno: number, readonly done: number) {
+    super(errnoName(errno));
+  }
+}
+
+export class LibzbdDevice implements ZonedDevice {
+  readonly kind = 'libzbd' as const;
+  readonly path: string;
+  readonly geometry: DeviceGeometry;
+  readonly info: ZbdInfo;
+  readonly io: LibzbdIoPath;
+  private readonly lib: LibzbdApi;
+  private readonly fd: number;
+  private readonly zones: ZoneState[];
+  private readonly align: number;
+  private bounce: Buffer | undefined;
+  private closed = false;
+
+  /** Use `openLibzbdDevice`. */
+  constructor(path: string, fd: number, info: ZbdInfo, options: LibzbdOptions = {}) {
+    this.lib = libzbd();
+    this.path = path;
+    this.fd = fd;
+    this.info = info;
+    this.io = options.io ?? 'koffi';
+    const lbs = info.logicalBlockSize;
+    assert(lbs > 0 && (lbs & (lbs - 1)) === 0, `logical block size ${lbs} is a power of two`);
+    this.align = Math.max(lbs, DIRECT_IO_MIN_ALIGN);
+    // A runt last zone (device size not a multiple of the zone size) is left out.
+    const zoneCount = Math.min(info.nrZones, Math.floor((info.nrSectors * 512) / info.zoneSize));
+    if (zoneCount < MIN_ZONE_COUNT) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${path} has ${zoneCount} zones; at least ${MIN_ZONE_COUNT} are needed`);
+    }
+    const report = this.rawReport(0, zoneCount);
+    assert(report.length === zoneCount, `report of ${zoneCount} zones returned ${report.length}`);
+    let capacity = 0;
+    this.zones = report.map((z, i) => {
+      assert(z.start === i * info.zoneSize && z.len === info.zoneSize, `zone ${i} starts at ${i} zone sizes`);
+      if (z.type !== ZoneType.CONVENTIONAL) {
+        if (capacity === 0) capacity = z.capacity;
+        else if (z.capacity !== capacity) {
+          throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${path}: zone ${i} has capacity ${z.capacity}, others ${capacity}; mixed capacities are not supported`);
+        }
+      }
+      return this.stateFrom(z);
+    });
+    if (capacity === 0) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${path} has no sequential zones`);
+    this.geometry = Object.freeze({
+      zoneCount,
+      zoneSize: info.zoneSize,
+      zoneCapacity: capacity,
+      logicalBlockSize: lbs,
+      maxOpenZones: Math.min(info.maxOpenZones, zoneCount),
+      maxActiveZones: Math.min(info.maxActiveZones, zoneCount),
+    });
+  }
+
+  reportZones(first = 0, count?: number): Zone[] {
+    this.checkOpen();
+    const g = this.geometry;
+    if (!Number.isSafeInteger(first) || first < 0 || first >= g.zoneCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `first zone ${String(first)} out of range [0, ${g.zoneCount})`);
+    }
+    if (count !== undefined && (!Number.isSafeInteger(count) || count < 0)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone count ${String(count)} must be a non-negative integer`);
+    }
+    const n = count === undefined ? g.zoneCount - first : Math.min(g.zoneCount - first, count);
+    if (n === 0) return [];
+    return this.rawReport(first, n).map((z, i) => {
+      const index = first + i;
+      const state = this.stateFrom(z);
+      this.zones[index] = state;
+      return this.zoneInfo(index, state);
+    });
+  }
+
+  read(offset: number, length: number): Buffer {
+    this.checkOpen();
+    const { zone, within } = this.locate(offset, length, 'read');
+    let state = this.zones[zone]!;
+    if (state.condition === ZoneCondition.OFFLINE) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `read from offline zone ${zone}`);
+    }
+    if (within + length > this.readableEnd(state)) {
+      state = this.refresh(zone); // in doubt, ask the device
+      if (within + length > this.readableEnd(state)) {
+        throw new ZnsSlabError(
+          ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER,
+          `read [${offset}, ${offset + length}) in zone ${zone} passes its write pointer ${this.zoneStart(zone) + this.readableEnd(state)}`,
+        );
+      }
+    }
+    const out = Buffer.alloc(length);
+    // Past a FULL zone's capacity there are no blocks to read: zeroes, as the emulation returns.
+    const deviceEnd = Math.min(within + length, state.type === ZoneType.CONVENTIONAL ? this.geometry.zoneSize : this.geometry.zoneCapacity);
+    if (deviceEnd > within) {
+      const lbs = this.geometry.logicalBlockSize;
+      const from = within - (within % lbs);
+      const to = Math.ceil(deviceEnd / lbs) * lbs;
+      const buf = this.aligned(to - from);
+      try {
+        this.transfer('read', buf, this.zoneStart(zone) + from);
+      } catch (err) {
+        throw this.ioError(err, `read of [${offset}, ${offset + length}) in zone ${zone}`);
+      }
+      buf.copy(out, 0, within - from, deviceEnd - from);
+    }
+    return out;
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    this.checkOpen();
+    if (!(data instanceof Uint8Array)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
+    }
+    const g = this.geometry;
+    const lbs = g.logicalBlockSize;
+    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
+      throw new ZnsSlabError(ErrorCode.UNALIGNED_IO, `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`);
+    }
+    const { zone, within } = this.locate(offset, data.length, 'write');
+    let state = this.zones[zone]!;
+    if (state.type !== ZoneType.CONVENTIONAL) {
+      if (UNWRITABLE.has(state.condition) || within !== state.written) state = this.refresh(zone);
+      this.checkWritable(zone, state, offset, within, data.length);
+    }
+    const buf = this.aligned(data.length);
+    buf.set(data);
+    try {
+      this.transfer('write', buf, offset);
+    } catch (err) {
+      throw this.writeError(zone, offset, data.length, err);
+    }
+    if (state.type === ZoneType.CONVENTIONAL) return;
+    state.written += data.length;
+    if (state.written === g.zoneCapacity) state.condition = ZoneCondition.FULL;
+    else if (state.condition !== ZoneCondition.EXPLICIT_OPEN) state.condition = ZoneCondition.IMPLICIT_OPEN;
+  }
+
+  resetZone(zone: number): void {
+    this.zoneOp('reset', zone);
+    const s = this.zones[zone]!;
+    s.written = 0;
+    s.condition = ZoneCondition.EMPTY;
+  }
+
+  openZone(zone: number): void {
+    this.zoneOp('open', zone);
+    this.zones[zone]!.condition = ZoneCondition.EXPLICIT_OPEN;
+  }
+
+  /**
+   * Closes an open zone. An unwritten zone ends EMPTY, as in ZBC and null_blk; NVMe ZNS leaves
+   * it CLOSED, still holding an active resource, so we reset it (it holds no data) to give
+   * every device kind the same rule.
+   */
+  closeZone(zone: number): void {
+    this.zoneOp('close', zone);
+    const s = this.refresh(zone);
+    if (s.condition === ZoneCondition.CLOSED && s.written === 0) {
+      this.zoneOp('reset', zone);
+      s.condition = ZoneCondition.EMPTY;
+    }
+  }
+
+  finishZone(zone: number): void {
+    this.zoneOp('finish', zone);
+    const s = this.zones[zone]!;
+    s.condition = ZoneCondition.FULL;
+  }
+
+  flush(): void {
+    this.checkOpen();
+    try {
+      // O_DIRECT skips the page cache, not the drive's volatile write cache: this sends a FLUSH.
+      fs.fdatasyncSync(this.fd);
+    } catch (err) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `flush of ${this.path} failed: ${String(err)}`, { cause: err });
+    }
+  }
+
+  /**
+   * Flushes, closes the zones left open (so the next user finds the device's open resources
+   * free, and finds them CLOSED as after a power cycle, like the emulation), and closes the fd.
+   */
+  close(): void {
+    if (this.closed) return;
+    try {
+      this.flush();
+      for (const z of this.reportZones()) {
+        if (zoneIsOpen(z.condition)) this.closeZone(z.index);
+      }
+    } finally {
+      this.lib.zbd_close(this.fd);
+      this.closed = true;
+    }
+  }
+
+  /**
+   * Resets every zone with one request (libzbd's len = 0 means the whole device; the kernel
+   * turns it into a single RESET ALL), then re-reads the zone states.
+   */
+  resetAllZones(): void {
+    this.checkOpen();
+    if (this.lib.zbd_zones_operation(this.fd, ZbdZoneOp.RESET, 0, 0) !== 0) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `reset of all zones of ${this.path} failed: ${errnoName(this.lib.errno())}`);
+    }
+    this.reportZones();
+  }
+
+  /** The descriptor libzbd opened (O_DIRECT), for tests that need to bypass this class. */
+  get fileDescriptor(): number {
+    this.checkOpen();
+    return this.fd;
+  }
+
+  private zoneOp(op: ZoneOpName, zone: number): void {
+    this.checkOpen();
+    this.checkZone(zone);
+    const rc = this.lib.zbd_zones_operation(this.fd, OP_CODES[op], this.zoneStart(zone), this.geometry.zoneSize);
+    if (rc === 0) return;
+    const errno = this.lib.errno();
+    const state = this.refresh(zone);
+    const cond = ZONE_CONDITION_NAMES[state.condition] ?? String(state.condition);
+    if (errno === Errno.ETOOMANYREFS) {
+      throw new ZnsSlabError(ErrorCode.ZONE_OPEN_LIMIT, `cannot ${op} zone ${zone}: the device's open-zone limit (${this.geometry.maxOpenZones}) is reached`);
+    }
+    if (errno === Errno.EOVERFLOW) {
+      throw new ZnsSlabError(ErrorCode.ZONE_ACTIVE_LIMIT, `cannot ${op} zone ${zone}: the device's active-zone limit (${this.geometry.maxActiveZones}) is reached`);
+    }
+    if (!OP_SOURCE_CONDITIONS[op].includes(state.condition) || state.type === ZoneType.CONVENTIONAL) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot ${op} zone ${zone}, which is ${cond} (${errnoName(errno)})`);
+    }
+    throw new ZnsSlabError(ErrorCode.DEVICE_IO, `zone ${op} of zone ${zone} (${cond}) failed: ${errnoName(errno)}`);
+  }
+
+  private checkWritable(zone: number, state: ZoneState, offset: number, within: number, length: number): void {
+    if (UNWRITABLE.has(state.condition)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZONE_CONDITION_NAMES[state.condition]}`);
+    }
+    if (within !== state.written) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write at ${offset} in zone ${zone}, but its write pointer is ${this.zoneStart(zone) + state.written}`,
+      );
+    }
+    if (within + length > this.geometry.zoneCapacity) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write of ${length} bytes at ${offset} passes zone ${zone}'s capacity (${this.geometry.zoneCapacity} bytes)`,
+      );
+    }
+  }
+
+  /** Names the rule behind a failed write; the kernel's answer to all of them is EIO. */
+  private writeError(zone: number, offset: number, length: number, err: unknown): ZnsSlabError {
+    if (!(err instanceof NativeIoError)) return this.ioError(err, `write at ${offset}`);
+    const where = `write of ${length} bytes at ${offset} in zone ${zone}`;
+    if (err.errno === Errno.ETOOMANYREFS) {
+      this.refresh(zone);
+      return new ZnsSlabError(ErrorCode.ZONE_OPEN_LIMIT, `${where}: the device's open-zone limit (${this.geometry.maxOpenZones}) is reached`, { cause: err });
+    }
+    if (err.errno === Errno.EOVERFLOW) {
+      this.refresh(zone);
+      return new ZnsSlabError(ErrorCode.ZONE_ACTIVE_LIMIT, `${where}: the device's active-zone limit (${this.geometry.maxActiveZones}) is reached`, { cause: err });
+    }
+    const state = this.refresh(zone);
+    if (err.errno === Errno.EIO) {
+      if (UNWRITABLE.has(state.condition)) {
+        return new ZnsSlabError(ErrorCode.ZONE_CONDITION, `${where}: the zone is ${ZONE_CONDITION_NAMES[state.condition]} (EIO)`, { cause: err });
+      }
+      // The failed request started at offset + done. If the pointer is not there, the request
+      // was misplaced (or, for a multi-block request, part of it landed before the error: the
+      // caller re-syncs from the reported pointer either way).
+      const wp = this.zoneStart(zone) + state.written;
+      if (wp !== offset + err.done) {
+        return new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `${where}: the device's write pointer is ${wp} (EIO)`, { cause: err });
+      }
+    }
+    return new ZnsSlabError(ErrorCode.DEVICE_IO, `${where} failed after ${err.done} bytes: ${err.message}`, { cause: err });
+  }
+
+  private ioError(err: unknown, what: string): ZnsSlabError {
+    if (err instanceof ZnsSlabError) return err;
+    return new ZnsSlabError(ErrorCode.DEVICE_IO, `${what} on ${this.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+
+  /** Moves all of `buf` to or from `position`, resuming after short transfers. */
+  private transfer(dir: 'read' | 'write', buf: Buffer, position: number): void {
+    let done = 0;
+    while (done < buf.length) {
+      const part = buf.subarray(done);
+      let n: number;
+      if (this.io === 'koffi') {
+        n = dir === 'read' ? this.lib.pread(this.fd, part, part.length, position + done) : this.lib.pwrite(this.fd, part, part.length, position + done);
+        if (n < 0) throw new NativeIoError(this.lib.errno(), done);
+      } else {
+        try {
+          n = dir === 'read' ? fs.readSync(this.fd, part, 0, part.length, position + done) : fs.writeSync(this.fd, part, 0, part.length, position + done);
+        } catch (err) {
+          const errno = (err as NodeJS.ErrnoException).errno;
+          if (typeof errno === 'number') throw new NativeIoError(-errno, done);
+          throw err;
+        }
+      }
+      if (n === 0) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `${dir} at ${position + done} on ${this.path} moved no bytes (end of device?)`);
+      assert(n > 0 && n <= part.length && n % this.geometry.logicalBlockSize === 0, `${dir} moved ${n} of ${part.length} bytes in whole blocks`);
+      done += n;
+    }
+  }
+
+  /** A block-aligned view of `length` bytes, valid until the next call. */
+  private aligned(length: number): Buffer {
+    if (this.bounce && this.bounce.length >= length) return this.bounce.subarray(0, length);
+    const raw = Buffer.allocUnsafeSlow(length + this.align);
+    const misalign = Number(this.lib.address(raw) % BigInt(this.align));
+    const pad = misalign === 0 ? 0 : this.align - misalign;
+    const view = raw.subarray(pad, pad + length);
+    assert(this.lib.address(view) % BigInt(this.align) === 0n, 'bounce buffer is aligned');
+    if (length <= BOUNCE_KEEP_MAX) this.bounce = view;
+    return view;
+  }
+
+  private rawReport(first: number, count: number): ReturnType<typeof decodeZbdZone>[] {
+    const buf = Buffer.alloc(count * ZBD_ZONE_SIZE);
+    // nr_zones is in/out: in, the most to report (0 would mean "all"); out, how many were.
+    const nr = Buffer.alloc(4);
+    nr.writeUInt32LE(count, 0);
+    const zs = this.info.zoneSize;
+    const rc = this.lib.zbd_report_zones(this.fd, first * zs, count * zs, ZBD_RO_ALL, buf, nr);
+    if (rc !== 0) {
+      // libzbd returns -errno for a failed ioctl.
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `zone report of ${this.path} failed: ${errnoName(rc < 0 ? -rc : this.lib.errno())}`);
+    }
+    const got = nr.readUInt32LE(0);
+    assert(got <= count, `report returned ${got} zones, asked for ${count}`);
+    const out = [];
+    for (let i = 0; i < got; i++) out.push(decodeZbdZone(buf, i));
+    return out;
+  }
+
+  private refresh(zone: number): ZoneState {
+    const [z] = this.rawReport(zone, 1);
+    assert(z !== undefined && z.start === this.zoneStart(zone), `report of zone ${zone}`);
+    const state = this.stateFrom(z);
+    this.zones[zone] = state;
+    return state;
+  }
+
+  private stateFrom(z: ReturnType<typeof decodeZbdZone>): ZoneState {
+    const condition = z.cond as ZoneCondition;
+    assert(condition in ZONE_CONDITION_NAMES, `zone condition ${z.cond} is known`);
+    // FULL zones report wp = start + len; what was written is at most the capacity.
+    const written = condition === ZoneCondition.FULL ? z.capacity : condition === ZoneCondition.NOT_WRITE_POINTER ? z.len : z.wp - z.start;
+    return { written, condition, type: z.type as ZoneType };
+  }
+
+  private zoneInfo(index: number, s: ZoneState): Zone {
+    const g = this.geometry;
+    const start = this.zoneStart(index);
+    return {
+      index,
+      start,
+      size: g.zoneSize,
+      capacity: s.type === ZoneType.CONVENTIONAL ? g.zoneSize : g.zoneCapacity,
+      writePointer: s.condition === ZoneCondition.FULL ? start + g.zoneSize : start + s.written,
+      type: s.type,
+      condition: s.condition,
+    };
+  }
+
+  private readableEnd(s: ZoneState): number {
+    if (s.type === ZoneType.CONVENTIONAL || s.condition === ZoneCondition.FULL) return this.geometry.zoneSize;
+    return s.written;
+  }
+
+  private zoneStart(zone: number): number {
+    return zone * this.geometry.zoneSize;
+  }
+
+  private checkZone(zone: number): void {
+    if (!Number.isSafeInteger(zone) || zone < 0 || zone >= this.geometry.zoneCount) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone ${String(zone)} out of range [0, ${this.geometry.zoneCount})`);
+    }
+  }
+
+  private locate(offset: number, length: number, what: string): { zone: number; within: number } {
+    const g = this.geometry;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} offset and length must be non-negative integers`);
+    }
+    const zone = Math.floor(offset / g.zoneSize);
+    if (zone >= g.zoneCount) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} at ${offset} is past the device end`);
+    const within = offset - zone * g.zoneSize;
+    if (within + length > g.zoneSize) {
+      throw new ZnsSlabError(
+        what === 'write' ? ErrorCode.ZONE_WRITE_POINTER : ErrorCode.INVALID_ARGUMENT,
+        `${what} [${offset}, ${offset + length}) crosses the end of zone ${zone}`,
+      );
+    }
+    return { zone, within };
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `libzbd device ${this.path} is closed`);
+  }
+}
+
+/**
+ * Opens a zoned block device (e.g. /dev/nvme0n1, /dev/nullb0) for direct I/O. Needs read and
+ * write permission on the node (root, or the `disk` group) and libzbd.so.2.
+ * ERR_NATIVE_UNAVAILABLE without libzbd; ERR_INVALID_ARGUMENT for a device that is not zoned.
+ */
+export function openLibzbdDevice(devicePath: string, options: LibzbdOptions = {}): LibzbdDevice {
+  const { fd, info } = zbdOpen(devicePath, fs.constants.O_RDWR | fs.constants.O_DIRECT | LINUX_O_CLOEXEC);
+  try {
+    if (info.model !== ZbdModel.HOST_MANAGED && info.model !== ZbdModel.HOST_AWARE) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${devicePath} is not a zoned block device (model ${info.model})`);
+    }
+    return new LibzbdDevice(devicePath, fd, info, options);
+  } catch (err) {
+    libzbd().zbd_close(fd);
+    throw err;
+  }
+}
