@@ -244,6 +244,9 @@ export class ZoneManager {
   private finishEarly(index: number): void {
     const zone = this.zones[index]!;
     if (zone.full) return;
+    // Finishing a zone that is not open needs an open resource; at the active limit the device
+    // will not close one for us (null_blk's null_check_open), so close our least recent one.
+    if (!this.open.has(index) && this.open.size >= this.maxOpen) this.closeLeastRecent();
     this.device.finishZone(index);
     if (zone.active) this.activeCount--;
     zone.active = false;
@@ -260,13 +263,15 @@ export class ZoneManager {
       this.open.set(index, true);
       return;
     }
-    if (this.open.size >= this.maxOpen) {
-      const [lru] = this.open.keys();
-      assert(lru !== undefined, 'an open zone to close exists at the open limit');
-      this.device.closeZone(lru);
-      this.open.delete(lru);
-    }
+    if (this.open.size >= this.maxOpen) this.closeLeastRecent();
     this.open.set(index, true);
+  }
+
+  private closeLeastRecent(): void {
+    const [lru] = this.open.keys();
+    assert(lru !== undefined, 'an open zone to close exists at the open limit');
+    this.device.closeZone(lru);
+    this.open.delete(lru);
   }
 
   private retryFailedResets(): void {

@@ -300,8 +300,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
       case ZoneCondition.FULL:
         return;
       case ZoneCondition.EMPTY:
-        // null_blk checks the active limit even though the zone goes straight to FULL.
+        // null_blk checks the resources of opening even though the zone goes straight to FULL.
         this.checkActive(zone);
+        this.checkOpenResource(zone);
         break;
       case ZoneCondition.IMPLICIT_OPEN:
       case ZoneCondition.EXPLICIT_OPEN:
@@ -309,6 +310,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
         this.activeCount--;
         break;
       case ZoneCondition.CLOSED:
+        // Finishing a closed zone needs an open resource (null_blk, and the ZNS state machine
+        // passes through opened).
+        this.checkOpenResource(zone);
         this.activeCount--;
         break;
       default:
@@ -421,10 +425,13 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
   }
 
-  /** As null_blk: at the open limit, close an implicitly open zone to make room, if there is one. */
+  /**
+   * As null_blk's null_check_open: at the open limit, close an implicitly open zone to make
+   * room, but only while the active count is under its limit.
+   */
   private checkOpenResource(zone: number): void {
     if (this.openCount < this.maxOpen) return;
-    for (let z = 0; z < this.zones.length; z++) {
+    if (this.activeCount < this.maxActive) for (let z = 0; z < this.zones.length; z++) {
       const s = this.zones[z]!;
       if (z !== zone && s.condition === ZoneCondition.IMPLICIT_OPEN) {
         s.condition = ZoneCondition.CLOSED;
@@ -434,7 +441,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
     throw new ZnsSlabError(
       ErrorCode.ZONE_OPEN_LIMIT,
-      `zone ${zone} cannot open: ${this.openCount} zones are explicitly open, the limit is ${this.maxOpen}`,
+      `zone ${zone} cannot open: ${this.openCount} zones are open (the limit is ${this.maxOpen}) and none can be closed for it ` +
+        `(all explicitly open, or ${this.activeCount} of ${this.maxActive} active)`,
     );
   }
 

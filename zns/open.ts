@@ -3,9 +3,9 @@
  * else is (or becomes) a folder holding the file-backed emulation.
  */
 import fs from 'node:fs';
-import { ErrorCode, ZnsSlabError } from '../errors.js';
 import type { DeviceGeometry, ZonedDevice } from './device.js';
 import { createEmulatedDevice, openEmulatedDevice } from './emulated.js';
+import { openLibzbdDevice } from './libzbd.js';
 
 export function isBlockDevice(target: string): boolean {
   try {
@@ -20,8 +20,6 @@ export function isBlockDevice(target: string): boolean {
  * Without it, a missing device is ERR_INVALID_STORE.
  */
 export function openZonedDevice(target: string, options: { create?: boolean; geometry?: Partial<DeviceGeometry> } = {}): ZonedDevice {
-  if (isBlockDevice(target)) {
-    throw new ZnsSlabError(ErrorCode.NATIVE_UNAVAILABLE, `${target} is a block device; this build drives only the emulated device`);
-  }
+  if (isBlockDevice(target)) return openLibzbdDevice(target);
   return options.create ? createEmulatedDevice(target, options.geometry) : openEmulatedDevice(target);
 }

@@ -239,6 +239,21 @@ describe('zone limits', () => {
     for (const { h, seed, i } of handles) expect(store.get(h).equals(payload(seed, i))).toBe(true);
   });
 
+  it('holds a device whose active limit is above its open limit (2 open, 4 active)', () => {
+    store.close();
+    fx.cleanup();
+    fx = storeFixture({ ...SMALL_GEOMETRY, maxOpenZones: 2, maxActiveZones: 4 });
+    store = fx.open();
+    const handles: bigint[] = [];
+    for (let e = 0; e < 9; e++) {
+      handles.push(store.put(Buffer.alloc(5000, e)));
+      store.flush(); // every epoch takes a zone: early finishes of CLOSED heads at both limits
+      store.epochAdvance();
+    }
+    expect(store.statsGlobal().counters.zonesFinishedEarly).toBe(5);
+    handles.forEach((h, e) => expect(store.get(h).equals(Buffer.alloc(5000, e))).toBe(true));
+  });
+
   it('reports ERR_DEVICE_FULL when no zone is left, and recovers after an epoch close', () => {
     const e1 = store.epochCurrent();
     const big = Buffer.alloc(200_000, 1);

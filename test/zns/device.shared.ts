@@ -196,6 +196,24 @@ export function describeZonedDevice(name: string, makeFixture: () => DeviceFixtu
       expect(zone(maxActive).condition).toBe(ZoneCondition.IMPLICIT_OPEN);
     });
 
+    it('finishing a CLOSED zone needs an open resource; at both limits none is made for it', () => {
+      const g = dev.geometry;
+      const maxOpen = effectiveLimit(g.maxOpenZones, g.zoneCount);
+      const maxActive = effectiveLimit(g.maxActiveZones, g.zoneCount);
+      if (maxActive >= g.zoneCount || maxActive <= maxOpen) return; // both limits cannot be reached together
+      // maxActive - maxOpen closed zones, then maxOpen implicitly open ones: both limits reached.
+      for (let z = 0; z < maxActive; z++) {
+        dev.write(zone(z).start, block(dev, z));
+        if (z < maxActive - maxOpen) dev.closeZone(z);
+      }
+      expect(zone(0).condition).toBe(ZoneCondition.CLOSED);
+      expectCode(() => dev.finishZone(0), ErrorCode.ZONE_OPEN_LIMIT);
+      expect(zone(0).condition).toBe(ZoneCondition.CLOSED);
+      dev.closeZone(maxActive - 1); // give back an open resource
+      dev.finishZone(0);
+      expect(zone(0).condition).toBe(ZoneCondition.FULL);
+    });
+
     it('keeps zone state across a reopen; open zones come back CLOSED', () => {
       if (!fixture.reopen) return;
       const g = dev.geometry;

@@ -1,0 +1,118 @@
+/**
+ * The engine on real zoned block devices (null_blk, QEMU's NVMe ZNS), in the VM CI
+ * (`npm run test:zoned`). Given ZNS_TEST_DEVICES=/dev/nullb0,...; without it, nothing runs here
+ * (the emulated device covers the same engine paths in store.test.ts).
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../../engine/store.js';
+import { ErrorCode } from '../../errors.js';
+import { ZoneCondition, effectiveLimit } from '../../zns/device.js';
+import { openLibzbdDevice } from '../../zns/libzbd.js';
+import { codeOf } from '../helpers/store.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const devices = (process.env.ZNS_TEST_DEVICES ?? '').split(',').map((d) => d.trim()).filter(Boolean);
+const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'tools', 'cli.js');
+
+/** The device's own zone report, from a fresh libzbd handle (not the store's view). */
+function kernelReport(device: string) {
+  const dev = openLibzbdDevice(device);
+  try {
+    return dev.reportZones();
+  } finally {
+    dev.close();
+  }
+}
+
+function big(i: number): Buffer {
+  const b = Buffer.alloc(300_000, i & 0xff);
+  b.writeUInt32LE(i, 0);
+  return b;
+}
+
+if (devices.length === 0) process.stderr.write('device.store.test: no ZNS_TEST_DEVICES given; the store-on-device suites are not registered\n');
+
+describe.runIf(devices.length > 0)('the store on real zoned devices', () => {
+  for (const device of devices) {
+    describe(device, () => {
+      it('stores across epochs, survives reopen, and an epoch close resets its zones in the kernel report', () => {
+        const tmp = tempDir();
+        try {
+          const dir = path.join(tmp.dir, 'store');
+          let store = openStore(dir, { device });
+          const e1 = store.epochCurrent();
+          const inE1 = Array.from({ length: 240 }, (_, i) => store.put(big(i))); // ~72 MB: more than one zone
+          const e2 = store.epochAdvance();
+          const inE2 = Array.from({ length: 1000 }, (_, i) => store.put(Buffer.from(`small ${i}`)));
+          store.flush();
+          store.close();
+
+          store = openStore(dir); // the catalog remembers the device path
+          expect(store.device.kind).toBe('libzbd');
+          inE1.forEach((h, i) => expect(store.get(h).equals(big(i))).toBe(true));
+          inE2.forEach((h, i) => expect(store.get(h).toString()).toBe(`small ${i}`));
+
+          const e1Zones = store.statsZones().filter((z) => z.epoch === e1).map((z) => z.index);
+          expect(e1Zones.length).toBeGreaterThanOrEqual(2);
+          const before = kernelReport(device);
+          for (const z of e1Zones) expect(before[z]!.writePointer).toBeGreaterThan(before[z]!.start);
+
+          store.epochClose(e1);
+
+          const after = kernelReport(device);
+          for (const z of e1Zones) {
+            expect(after[z]!.condition).toBe(ZoneCondition.EMPTY);
+            expect(after[z]!.writePointer).toBe(after[z]!.start);
+          }
+          expect(store.statsGlobal().counters.zoneResets).toBe(e1Zones.length);
+          for (const h of inE1.slice(0, 20)) expect(codeOf(() => store.get(h))).toBe(ErrorCode.STALE_HANDLE);
+          inE2.forEach((h, i) => expect(store.get(h).toString()).toBe(`small ${i}`));
+          expect(store.epochState(e2)).toBe('ACTIVE');
+          store.close();
+        } finally {
+          tmp.cleanup();
+        }
+      });
+
+      it("holds the device's open and active limits with more epochs than zones may be active", () => {
+        const tmp = tempDir();
+        try {
+          const store = openStore(path.join(tmp.dir, 'store'), { device });
+          const g = store.device.geometry;
+          const epochs = effectiveLimit(g.maxActiveZones, g.zoneCount) + 3;
+          const handles: bigint[] = [];
+          for (let e = 0; e < epochs; e++) {
+            handles.push(store.put(Buffer.alloc(5000, e)));
+            store.flush(); // every epoch takes a zone
+            store.epochAdvance();
+          }
+          const report = kernelReport(device);
+          const open = report.filter((z) => z.condition === ZoneCondition.IMPLICIT_OPEN || z.condition === ZoneCondition.EXPLICIT_OPEN).length;
+          const active = open + report.filter((z) => z.condition === ZoneCondition.CLOSED).length;
+          expect(open).toBeLessThanOrEqual(effectiveLimit(g.maxOpenZones, g.zoneCount));
+          expect(active).toBeLessThanOrEqual(effectiveLimit(g.maxActiveZones, g.zoneCount));
+          expect(store.statsGlobal().counters.zonesFinishedEarly).toBeGreaterThanOrEqual(3);
+          handles.forEach((h, e) => expect(store.get(h).equals(Buffer.alloc(5000, e))).toBe(true));
+          store.close();
+        } finally {
+          tmp.cleanup();
+        }
+      });
+
+      it('zns-slab zones reads the raw device, like blkzone report', () => {
+        const r = spawnSync(process.execPath, [cli, 'zones', device, '--json'], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        const rows = JSON.parse(r.stdout) as { index: number; condition: string; writePointer: number; start: number }[];
+        const report = kernelReport(device);
+        expect(rows).toHaveLength(report.length);
+        rows.forEach((row, i) => {
+          expect(row.index).toBe(i);
+          expect(row.writePointer).toBe(report[i]!.writePointer);
+        });
+      });
+    });
+  }
+});
