@@ -7,6 +7,8 @@
  * 2^53 (8 PiB), far past any zoned device.
  */
 
+import { ErrorCode, ZnsSlabError } from '../errors.js';
+
 /** Zone types, numbered as in `enum blk_zone_type`. */
 export enum ZoneType {
   CONVENTIONAL = 1,
@@ -109,4 +111,34 @@ export function zoneIsActive(condition: ZoneCondition): boolean {
 
 export function zoneIsOpen(condition: ZoneCondition): boolean {
   return condition === ZoneCondition.IMPLICIT_OPEN || condition === ZoneCondition.EXPLICIT_OPEN;
+}
+
+/** Refuses a zone index outside the device (ERR_INVALID_ARGUMENT). */
+export function checkZoneIndex(geometry: DeviceGeometry, zone: number): void {
+  if (!Number.isSafeInteger(zone) || zone < 0 || zone >= geometry.zoneCount) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone ${String(zone)} out of range [0, ${geometry.zoneCount})`);
+  }
+}
+
+/**
+ * The zone a byte range [offset, offset + length) lies in, and the offset within it. A range
+ * may not cross a zone end: for a write that is the write-pointer rule (ERR_ZONE_WRITE_POINTER),
+ * for a read a bad argument.
+ */
+export function locateInZone(geometry: DeviceGeometry, offset: number, length: number, what: 'read' | 'write'): { zone: number; within: number } {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} offset and length must be non-negative integers`);
+  }
+  const zone = Math.floor(offset / geometry.zoneSize);
+  if (zone >= geometry.zoneCount) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} at ${offset} is past the device end`);
+  }
+  const within = offset - zone * geometry.zoneSize;
+  if (within + length > geometry.zoneSize) {
+    throw new ZnsSlabError(
+      what === 'write' ? ErrorCode.ZONE_WRITE_POINTER : ErrorCode.INVALID_ARGUMENT,
+      `${what} [${offset}, ${offset + length}) crosses the end of zone ${zone}`,
+    );
+  }
+  return { zone, within };
 }

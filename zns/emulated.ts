@@ -20,7 +20,9 @@ import {
   MIN_ZONE_COUNT,
   ZoneCondition,
   ZoneType,
+  checkZoneIndex,
   effectiveLimit,
+  locateInZone,
   zoneIsActive,
   zoneIsOpen,
 } from './device.js';
@@ -170,7 +172,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   read(offset: number, length: number): Buffer {
     this.checkOpen();
-    const { zone, within } = this.locate(offset, length, 'read');
+    const { zone, within } = locateInZone(this.geometry, offset, length, 'read');
     const state = this.zones[zone]!;
     if (state.condition === ZoneCondition.OFFLINE) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `read from offline zone ${zone}`);
@@ -207,7 +209,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
         `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`,
       );
     }
-    const { zone, within } = this.locate(offset, data.length, 'write');
+    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
     const state = this.zones[zone]!;
     if (state.condition === ZoneCondition.FULL || state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZoneCondition[state.condition]}`);
@@ -391,30 +393,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
   }
 
   private zoneState(zone: number): ZoneState {
-    if (!Number.isSafeInteger(zone) || zone < 0 || zone >= this.geometry.zoneCount) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone ${String(zone)} out of range [0, ${this.geometry.zoneCount})`);
-    }
+    checkZoneIndex(this.geometry, zone);
     return this.zones[zone]!;
   }
 
-  private locate(offset: number, length: number, what: string): { zone: number; within: number } {
-    const g = this.geometry;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} offset and length must be non-negative integers`);
-    }
-    const zone = Math.floor(offset / g.zoneSize);
-    if (zone >= g.zoneCount) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} at ${offset} is past the device end`);
-    }
-    const within = offset - zone * g.zoneSize;
-    if (within + length > g.zoneSize) {
-      throw new ZnsSlabError(
-        what === 'write' ? ErrorCode.ZONE_WRITE_POINTER : ErrorCode.INVALID_ARGUMENT,
-        `${what} [${offset}, ${offset + length}) crosses the end of zone ${zone}`,
-      );
-    }
-    return { zone, within };
-  }
 
   private checkActive(zone: number): void {
     if (this.activeCount >= this.maxActive) {

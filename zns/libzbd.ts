@@ -39,6 +39,8 @@ import {
   ZONE_CONDITION_NAMES,
   ZoneCondition,
   ZoneType,
+  checkZoneIndex,
+  locateInZone,
   zoneIsOpen,
 } from './device.js';
 
@@ -163,7 +165,7 @@ export class LibzbdDevice implements ZonedDevice {
 
   read(offset: number, length: number): Buffer {
     this.checkOpen();
-    const { zone, within } = this.locate(offset, length, 'read');
+    const { zone, within } = locateInZone(this.geometry, offset, length, 'read');
     let state = this.zones[zone]!;
     if (state.condition === ZoneCondition.OFFLINE) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `read from offline zone ${zone}`);
@@ -205,7 +207,7 @@ export class LibzbdDevice implements ZonedDevice {
     if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
       throw new ZnsSlabError(ErrorCode.UNALIGNED_IO, `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`);
     }
-    const { zone, within } = this.locate(offset, data.length, 'write');
+    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
     let state = this.zones[zone]!;
     if (state.type !== ZoneType.CONVENTIONAL) {
       if (UNWRITABLE.has(state.condition) || within !== state.written) state = this.refresh(zone);
@@ -466,27 +468,9 @@ export class LibzbdDevice implements ZonedDevice {
   }
 
   private checkZone(zone: number): void {
-    if (!Number.isSafeInteger(zone) || zone < 0 || zone >= this.geometry.zoneCount) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone ${String(zone)} out of range [0, ${this.geometry.zoneCount})`);
-    }
+    checkZoneIndex(this.geometry, zone);
   }
 
-  private locate(offset: number, length: number, what: string): { zone: number; within: number } {
-    const g = this.geometry;
-    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} offset and length must be non-negative integers`);
-    }
-    const zone = Math.floor(offset / g.zoneSize);
-    if (zone >= g.zoneCount) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${what} at ${offset} is past the device end`);
-    const within = offset - zone * g.zoneSize;
-    if (within + length > g.zoneSize) {
-      throw new ZnsSlabError(
-        what === 'write' ? ErrorCode.ZONE_WRITE_POINTER : ErrorCode.INVALID_ARGUMENT,
-        `${what} [${offset}, ${offset + length}) crosses the end of zone ${zone}`,
-      );
-    }
-    return { zone, within };
-  }
 
   private checkOpen(): void {
     if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `libzbd device ${this.path} is closed`);
