@@ -18,8 +18,12 @@ start=$(cut -d' ' -f1 /proc/uptime)
 set +e
 # --configLoader runner: vite's default loader writes a bundled config into node_modules,
 # which is read-only here. Piped through cat so vitest sees no TTY and prints plain lines.
-ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner --no-file-parallelism test/zns/libzbd.test.ts test/engine/device.store.test.ts "$@" 2>&1 | cat
+ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner --no-file-parallelism \
+  --reporter=default --reporter=json --outputFile=/tmp/zoned-tests.json \
+  test/zns/libzbd.test.ts test/engine/device.store.test.ts "$@" 2>&1 | cat
 rc=$?
+# A plain totals line for the host's CI summary.
+node -e 'const r = JSON.parse(require("fs").readFileSync("/tmp/zoned-tests.json", "utf8")); console.log(`zoned tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' || true
 set -e
 end=$(cut -d' ' -f1 /proc/uptime)
 echo "zoned-tests: vitest exited $rc after $(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s on $devices" >&2
