@@ -115,6 +115,15 @@ describe('zns-slab stats', () => {
     }
   });
 
+  it('is an executable bin, as `npx zns-slab` needs', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+    expect(path.resolve(root, pkg.bin['zns-slab']!)).toBe(cli);
+    expect(fs.statSync(cli).mode & 0o111).not.toBe(0);
+    expect(fs.readFileSync(cli, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    const direct = spawnSync(cli, ['--help'], { encoding: 'utf8' });
+    expect(direct.status).toBe(0);
+  });
+
   it('prints help, and exits 2 on usage errors', () => {
     expect(run('--help').status).toBe(0);
     expect(run('stats', '--help').stdout).toMatch(/--no-json/);
