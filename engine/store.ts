@@ -271,14 +271,17 @@ export class Store implements Disposable, DomainHost {
     return this.domainsInUse ? this.domainContext.getStore() : undefined;
   }
 
-  /** @internal For EpochDomain. */
+  /**
+   * @internal For EpochDomain. After the store closed there is nothing left to reclaim: an
+   * ephemeral epoch's spilled zones are unowned in the catalog and reset at the next open.
+   */
   closeDomainEpoch(epochId: number): void {
-    if (this.epochs.has(epochId)) this.epochClose(epochId);
+    if (!this.closed && this.epochs.has(epochId)) this.epochClose(epochId);
   }
 
   /** @internal For EpochDomain. */
   isEpochClosed(epochId: number): boolean {
-    return !this.epochs.has(epochId);
+    return this.closed || !this.epochs.has(epochId);
   }
 
   // ---- durability ------------------------------------------------------------------------

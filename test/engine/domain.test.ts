@@ -189,6 +189,20 @@ describe('misuse: a coded error, no corruption', () => {
     expect(e.closed).toBe(true);
   });
 
+  it('a domain still running when its store closes winds down without masking its result', async () => {
+    const d = store.epochDomainCreate();
+    const pending = d.run(async () => {
+      store.put(Buffer.from('x'));
+      await sleep(5);
+      return 'finished';
+    });
+    store.close();
+    await expect(pending).resolves.toBe('finished');
+    expect(d.closed).toBe(true);
+    store = fx.open();
+    expect(store.statsGlobal().zones.owned).toBe(0);
+  });
+
   it('domains of a read-only store are refused', () => {
     store.close();
     store = fx.open({ readOnly: true });
