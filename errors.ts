@@ -51,6 +51,12 @@ export const ErrorCode = {
   CLOSED: 'ERR_CLOSED',
   /** A path that is not a store, or a store that is damaged beyond what open can repair. */
   INVALID_STORE: 'ERR_INVALID_STORE',
+  /** The catalog (SQLite) could not read or commit: an I/O error, a corrupt page. Nothing was committed. */
+  CATALOG_IO: 'ERR_CATALOG_IO',
+  /** The filesystem under the catalog or an emulated device is full (ENOSPC, SQLITE_FULL). */
+  DISK_FULL: 'ERR_DISK_FULL',
+  /** An internal invariant failed: a bug in zns-slab. Please report it with the message. */
+  INTERNAL: 'ERR_INTERNAL',
   /** libzbd (or another native piece) is not installed or cannot be loaded. */
   NATIVE_UNAVAILABLE: 'ERR_NATIVE_UNAVAILABLE',
 } as const;
@@ -69,5 +75,5 @@ export class ZnsSlabError extends Error {
 
 /** Invariant check: a failure here is a bug in zns-slab, not bad input. */
 export function assert(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`zns-slab invariant violated: ${message}`);
+  if (!condition) throw new ZnsSlabError(ErrorCode.INTERNAL, `zns-slab invariant violated: ${message}`);
 }

@@ -57,6 +57,14 @@ export interface CatalogMeta {
   counters?: string;
 }
 
+/**
+ * Fault injection for the simulator (sim/): `beforeCommit` runs inside the transaction after
+ * every statement, so throwing from it loses the whole batch, as a crash or an I/O error would.
+ */
+export interface CatalogHooks {
+  beforeCommit?(batch: CatalogBatch): void;
+}
+
 export interface CatalogBatch {
   slabs?: Iterable<SlabRow>;
   zonesOwned?: Iterable<ZoneRow>;
@@ -138,8 +146,9 @@ export class Catalog {
    * Opens (creating if needed) the catalog at `file`. `readonly` opens without taking the
    * store's lock, for inspection tools; it fails if a store holds the catalog open.
    */
-  constructor(file: string, options: { readonly?: boolean; mustExist?: boolean } = {}) {
+  constructor(file: string, options: { readonly?: boolean; mustExist?: boolean; hooks?: CatalogHooks } = {}) {
     this.file = file;
+    const hooks = options.hooks;
     try {
       this.db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.mustExist ?? false, timeout: 0 });
     } catch (err) {
@@ -206,6 +215,7 @@ export class Catalog {
       if (m.nextEpochId !== undefined) this.setMeta.run('next_epoch_id', String(m.nextEpochId));
       if (m.currentEpoch !== undefined) this.setMeta.run('current_epoch', String(m.currentEpoch));
       if (m.counters !== undefined) this.setMeta.run('counters', m.counters);
+      hooks?.beforeCommit?.(batch);
     });
   }
 
@@ -289,10 +299,17 @@ export class Catalog {
     return this.db.prepare('SELECT zone, epoch FROM zones ORDER BY zone').all() as ZoneRow[];
   }
 
-  /** One atomic, durable transaction. */
+  /**
+   * One atomic, durable transaction. A failure commits nothing and is a ZnsSlabError:
+   * ERR_DISK_FULL when the filesystem is full, else ERR_CATALOG_IO (SQLite's error as `cause`).
+   */
   commit(batch: CatalogBatch): void {
     this.checkOpen();
-    this.commitTx(batch);
+    try {
+      this.commitTx(batch);
+    } catch (err) {
+      throw catalogError(err, `commit to catalog ${this.file} failed`);
+    }
   }
 
   close(): void {
@@ -304,4 +321,13 @@ export class Catalog {
   private checkOpen(): void {
     if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `catalog ${this.file} is closed`);
   }
+}
+
+/** SQLite's and the filesystem's errors as the package's: the original stays as `cause`. */
+export function catalogError(err: unknown, what: string): ZnsSlabError {
+  if (err instanceof ZnsSlabError) return err;
+  const code = (err as { code?: unknown }).code;
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC') return new ZnsSlabError(ErrorCode.DISK_FULL, `${what}: the disk is full (${detail})`, { cause: err });
+  return new ZnsSlabError(ErrorCode.CATALOG_IO, `${what}: ${detail}`, { cause: err });
 }

@@ -1,10 +1,14 @@
 /**
- * Epochs (seed Phase 1.0 and 2.1). Every allocation belongs to one. An ACTIVE epoch takes
- * puts; a CLOSING one takes none but its objects stay readable, and its empty slabs are
- * recycled at once; closing an epoch resets its zones: every handle still pointing into it
- * goes stale, and its space returns in O(zones), with no copying.
+ * Epochs (the ZNS-Slab allocator's Phase 1.0 and 2.1). Every allocation belongs to one. An
+ * ACTIVE epoch takes puts; a CLOSING one takes none but its objects stay readable, and its
+ * empty slabs are recycled at once; closing an epoch resets its zones: every handle still
+ * pointing into it goes stale, and its space returns in O(zones), with no copying.
+ *
+ * The epoch owns its totals (live objects, slabs, sealed bytes per size class): only the
+ * methods below change them, so `verify()` can recount them from its slabs.
  */
-import type { Slab } from './slab.js';
+import { assert } from '../errors.js';
+import { type Slab, SlabState } from './slab.js';
 
 export enum EpochState {
   ACTIVE = 'ACTIVE',
@@ -19,14 +23,10 @@ export class Epoch {
   readonly createdAt: number;
   closingAt: number | null = null;
   closedAt: number | null = null;
-  /** The current partial slab per size class (the seed's current_partial). */
+  /** The current partial slab per size class (the allocator's current_partial). */
   readonly openSlabs: (Slab | undefined)[] = [];
   /** Every live slab of the epoch, open or sealed. */
   readonly slabs = new Set<Slab>();
-  /** Zones the epoch owns. */
-  readonly zones = new Set<number>();
-  /** Has a row in the catalog (false for an epoch that so far lives only in memory). */
-  persisted: boolean;
   /**
    * Scoped to an auto-closing domain: never persisted (flush skips it), so its objects never
    * outlive the domain, not even across a crash.
@@ -38,14 +38,68 @@ export class Epoch {
   /** Device bytes of the epoch's sealed slabs. */
   readonly sealedBytes: Float64Array;
 
-  constructor(id: number, state: EpochState, createdAt: number, persisted: boolean, classCount: number, ephemeral = false) {
+  constructor(id: number, state: EpochState, createdAt: number, classCount: number, ephemeral = false) {
     this.id = id;
     this.ephemeral = ephemeral;
     this.state = state;
     this.createdAt = createdAt;
-    this.persisted = persisted;
     this.liveObjects = new Int32Array(classCount);
     this.slabCount = new Int32Array(classCount);
     this.sealedBytes = new Float64Array(classCount);
+  }
+
+  /** A slab joins the epoch (new, or restored from the catalog with its live objects). */
+  addSlab(slab: Slab): void {
+    assert(slab.epoch === this.id && !this.slabs.has(slab), `slab ${slab.id} joins epoch ${this.id} once`);
+    this.slabs.add(slab);
+    const c = slab.cls.index;
+    this.slabCount[c]!++;
+    this.liveObjects[c]! += slab.liveCount;
+    if (slab.state === SlabState.SEALED) this.sealedBytes[c]! += slab.length;
+  }
+
+  /** A slab leaves (emptied, or its epoch closes); whatever it still counted goes with it. */
+  removeSlab(slab: Slab): void {
+    assert(this.slabs.delete(slab), `slab ${slab.id} is in epoch ${this.id}`);
+    const c = slab.cls.index;
+    this.slabCount[c]!--;
+    this.liveObjects[c]! -= slab.liveCount;
+    if (slab.state === SlabState.SEALED) this.sealedBytes[c]! -= slab.length;
+    if (this.openSlabs[c] === slab) this.openSlabs[c] = undefined;
+  }
+
+  objectPut(sizeClass: number): void {
+    this.liveObjects[sizeClass]!++;
+  }
+
+  objectFreed(sizeClass: number): void {
+    this.liveObjects[sizeClass]!--;
+  }
+
+  /** After `slab.markSealed`: its bytes are on the device now. */
+  slabSealed(slab: Slab): void {
+    assert(slab.state === SlabState.SEALED && this.slabs.has(slab), 'a sealed slab of this epoch');
+    this.sealedBytes[slab.cls.index]! += slab.length;
+    if (this.openSlabs[slab.cls.index] === slab) this.openSlabs[slab.cls.index] = undefined;
+  }
+
+  /** Recounts every total from the slabs; throws on the first difference (a bug). */
+  verify(): void {
+    const live = new Int32Array(this.liveObjects.length);
+    const count = new Int32Array(this.slabCount.length);
+    const sealed = new Float64Array(this.sealedBytes.length);
+    for (const slab of this.slabs) {
+      assert(slab.epoch === this.id, `slab ${slab.id} of epoch ${slab.epoch} listed in epoch ${this.id}`);
+      count[slab.cls.index]!++;
+      live[slab.cls.index]! += slab.liveCount;
+      if (slab.state === SlabState.SEALED) sealed[slab.cls.index]! += slab.length;
+    }
+    for (let c = 0; c < live.length; c++) {
+      assert(live[c] === this.liveObjects[c], `epoch ${this.id} class ${c}: ${this.liveObjects[c]} live objects counted, ${live[c]} recounted`);
+      assert(count[c] === this.slabCount[c], `epoch ${this.id} class ${c}: ${this.slabCount[c]} slabs counted, ${count[c]} recounted`);
+      assert(sealed[c] === this.sealedBytes[c], `epoch ${this.id} class ${c}: ${this.sealedBytes[c]} sealed bytes counted, ${sealed[c]} recounted`);
+      const open = this.openSlabs[c];
+      if (open !== undefined) assert(open.state === SlabState.OPEN && this.slabs.has(open), `epoch ${this.id} class ${c}: its partial slab is open and its own`);
+    }
   }
 }

@@ -1,14 +1,18 @@
 /**
- * The slab registry: slab id -> live slab and generation (seed Phase 1.5).
+ * The slab registry: slab id -> live slab and generation (the ZNS-Slab allocator's Phase 1.5).
  *
  * Stale handles are caught by generation, and that must hold across crashes too: a handle
  * handed out just before a crash must never match an object written after the restart. So
  * generations are leased: before a generation is used, the catalog durably records a limit
  * above it (`genLimit`), in batches so the cost is one catalog commit per LEASE_BATCH slabs.
- * After a restart every free id resumes at its recorded limit, past anything that may have
- * been handed out. Within a session an id moves up through its lease one generation per reuse
- * (an emptied in-memory slab reused in place, or a recycled id); when the lease runs out, the
- * id waits for a new one.
+ *
+ * The one rule, owned here: `nextGeneration[id]` is the lowest generation of the id that may
+ * still be handed out, it only moves up, and every generation handed out is below the durable
+ * `genLimit`. After a restart every id, free or sealed, resumes at its recorded limit: anything
+ * between a sealed slab's generation and its limit may have been handed out before the crash.
+ * Within a session an id moves up through its lease one generation per reuse (an emptied
+ * in-memory slab reused in place, or a recycled id); when the lease runs out, the id waits for
+ * a new one.
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import type { SlabRow } from '../catalog/catalog.js';
@@ -44,7 +48,7 @@ export function freeRow(slabId: number, generation: number, genLimit: number, re
 export class SlabRegistry {
   /** Live slabs (OPEN or SEALED) by id. */
   private readonly slabs: (Slab | undefined)[] = [];
-  /** Free ids: the next generation to use. Live ids: unused. */
+  /** The lowest generation the id may still hand out; only ever moves up. */
   private readonly nextGeneration: number[] = [];
   /** Exclusive limit of the id's durable lease. */
   private readonly genLimit: number[] = [];
@@ -60,10 +64,12 @@ export class SlabRegistry {
     this.nextSlabId = Math.max(FIRST_SLAB_ID, nextSlabId);
   }
 
+  /** A sealed slab from the catalog. Its lease counts as spent: the crash may have used it. */
   restoreSealed(slab: Slab, genLimit: number): void {
     assert(slab.generation < genLimit, `slab ${slab.id} generation below its lease`);
     this.slabs[slab.id] = slab;
     this.genLimit[slab.id] = genLimit;
+    this.nextGeneration[slab.id] = genLimit;
     this.liveSlabs++;
   }
 
@@ -111,58 +117,61 @@ export class SlabRegistry {
   acquire(): { slabId: number; generation: number } {
     const slabId = this.leased.pop();
     assert(slabId !== undefined, 'acquire needs a leased id');
-    const generation = this.nextGeneration[slabId]!;
-    assert(generation < this.genLimit[slabId]!, 'acquired generation inside its lease');
+    const generation = this.takeGeneration(slabId);
+    assert(generation !== undefined, 'a leased id has a generation left in its lease');
     return { slabId, generation };
   }
 
   /** Starts tracking `slab` (built by the caller from `acquire`'s id and generation). */
   attach(slab: Slab): void {
     assert(this.slabs[slab.id] === undefined, `slab id ${slab.id} is free before attach`);
+    assert(slab.generation < this.nextGeneration[slab.id]!, `slab ${slab.id} generation was taken from the registry`);
     this.slabs[slab.id] = slab;
     this.liveSlabs++;
   }
 
   /**
-   * The next generation for an empty OPEN slab to reuse in place, or undefined when its lease
-   * is spent (then the caller recycles it).
+   * Restarts an empty OPEN slab in place under its next generation. False when its lease is
+   * spent (then the caller drops it).
    */
-  nextHotGeneration(slab: Slab): number | undefined {
-    const next = slab.generation + 1;
-    return next < this.genLimit[slab.id]! ? next : undefined;
+  renew(slab: Slab): boolean {
+    assert(this.slabs[slab.id] === slab, `renew of slab ${slab.id}, which is live`);
+    const generation = this.takeGeneration(slab.id);
+    if (generation === undefined) return false;
+    slab.resetInPlace(generation);
+    return true;
   }
 
   /**
    * Frees `slab`'s id. It is used again under the next generation of its lease if the lease
    * has room (no catalog commit needed: generations are only ever handed out upward, and a
    * restart resumes past the durable limit), else it waits for a new lease.
-   * Returns the catalog row that records the free id.
    */
-  recycle(slab: Slab): SlabRow {
+  recycle(slab: Slab): void {
     assert(this.slabs[slab.id] === slab, `recycle of slab ${slab.id}, which is live`);
     this.slabs[slab.id] = undefined;
     this.liveSlabs--;
     const limit = this.genLimit[slab.id]!;
-    if (slab.generation + 1 < limit) {
-      this.nextGeneration[slab.id] = slab.generation + 1;
+    if (this.nextGeneration[slab.id]! < limit) {
       this.leased.push(slab.id);
-      return freeRow(slab.id, slab.generation + 1, limit);
+      return;
     }
-    this.nextGeneration[slab.id] = limit;
     if (limit + GENERATION_LEASE > MAX_GENERATION + 1) {
       // Generations would wrap: retire the id for good rather than risk ABA.
       this.retired.add(slab.id);
-      return freeRow(slab.id, limit, limit, true);
+      return;
     }
     this.unleased.push(slab.id);
-    return freeRow(slab.id, limit, limit);
   }
 
-  /** The catalog row for an id as memory knows it now (SEALED slabs only are 'sealed'). */
-  rowFor(slabId: number): SlabRow {
+  /**
+   * The catalog row for an id as memory knows it now. Only a sealed slab of an epoch that is
+   * persisted (`persistent`) is 'sealed'; any other id is recorded as free under its lease.
+   */
+  rowFor(slabId: number, persistent: boolean): SlabRow {
     const slab = this.slabs[slabId];
     const limit = this.genLimit[slabId]!;
-    if (slab !== undefined && slab.state === SlabState.SEALED) {
+    if (slab !== undefined && slab.state === SlabState.SEALED && persistent) {
       return {
         slabId,
         generation: slab.generation,
@@ -178,9 +187,7 @@ export class SlabRegistry {
         liveBitmap: slab.bitmapBytes(),
       };
     }
-    // An OPEN slab is not in the catalog: its id is recorded as free under its lease.
-    const generation = slab !== undefined ? slab.generation : this.nextGeneration[slabId]!;
-    return freeRow(slabId, generation, limit, this.retired.has(slabId));
+    return freeRow(slabId, Math.min(this.nextGeneration[slabId]!, limit), limit, this.retired.has(slabId));
   }
 
   /**
@@ -192,16 +199,12 @@ export class SlabRegistry {
     const ids: number[] = [];
     while (ids.length < LEASE_BATCH && this.unleased.length > 0) ids.push(this.unleased.pop()!);
     let next = this.nextSlabId;
-    while (ids.length < LEASE_BATCH && next <= MAX_SLAB_ID) {
-      this.nextGeneration[next] = 0;
-      this.genLimit[next] = 0;
-      ids.push(next++);
-    }
+    while (ids.length < LEASE_BATCH && next <= MAX_SLAB_ID) ids.push(next++);
     if (ids.length === 0) {
       throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `all ${MAX_SLAB_ID} slab ids are in use`);
     }
     for (const id of ids) {
-      const generation = this.nextGeneration[id]!;
+      const generation = this.nextGeneration[id] ?? 0;
       rows.push(freeRow(id, generation, generation + GENERATION_LEASE));
     }
     try {
@@ -215,8 +218,30 @@ export class SlabRegistry {
     // Reversed, so pop() hands out the lowest ids first.
     for (let i = rows.length - 1; i >= 0; i--) {
       const row = rows[i]!;
+      this.nextGeneration[row.slabId] = row.generation;
       this.genLimit[row.slabId] = row.genLimit;
       this.leased.push(row.slabId);
     }
+  }
+
+  /** Recounts live slabs and checks every live slab's generation is under its lease. */
+  verify(): void {
+    let live = 0;
+    for (let id = FIRST_SLAB_ID; id < this.slabs.length; id++) {
+      const slab = this.slabs[id];
+      if (slab === undefined) continue;
+      live++;
+      assert(slab.id === id, `registry slot ${id} holds slab ${slab.id}`);
+      assert(slab.generation < this.nextGeneration[id]! && this.nextGeneration[id]! <= this.genLimit[id]!, `slab ${id} generation ${slab.generation} handed out under its lease ${this.genLimit[id]}`);
+    }
+    assert(live === this.liveSlabs, `registry counts ${this.liveSlabs} live slabs, recounted ${live}`);
+  }
+
+  /** The id's next generation if its lease has room (and moves past it), else undefined. */
+  private takeGeneration(slabId: number): number | undefined {
+    const generation = this.nextGeneration[slabId]!;
+    if (generation >= this.genLimit[slabId]!) return undefined;
+    this.nextGeneration[slabId] = generation + 1;
+    return generation;
   }
 }

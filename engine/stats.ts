@@ -120,6 +120,7 @@ export interface StatsSource {
   epochs: Iterable<Epoch>;
   epochCurrent: number;
   zones: readonly EngineZone[];
+  zonesOf(epoch: number): ReadonlySet<number>;
   zoneCounts: { free: number; active: number; open: number };
   storeCounters: StoreCounters;
   classCounters: readonly ClassCounters[];
@@ -160,7 +161,8 @@ export function epochStats(src: StatsSource, epoch: Epoch): EpochStats {
   }
   let deviceBytes = 0;
   let zoneLive = 0;
-  for (const z of epoch.zones) {
+  const zones = src.zonesOf(epoch.id);
+  for (const z of zones) {
     deviceBytes += src.zones[z]!.written;
     zoneLive += src.zones[z]!.liveBytes;
   }
@@ -171,7 +173,7 @@ export function epochStats(src: StatsSource, epoch: Epoch): EpochStats {
     ephemeral: epoch.ephemeral,
     createdAt: epoch.createdAt,
     closingAt: epoch.closingAt,
-    zones: epoch.zones.size,
+    zones: zones.size,
     slabs,
     liveObjects,
     liveBytes,

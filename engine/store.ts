@@ -12,7 +12,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
-import { CATALOG_FORMAT_VERSION, Catalog, type CatalogMeta, type EpochRow, type SlabRow } from '../catalog/catalog.js';
+import { CATALOG_FORMAT_VERSION, Catalog, type CatalogHooks, type CatalogMeta } from '../catalog/catalog.js';
 import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
 import { sameGeometry } from '../zns/emulated.js';
 import { openZonedDevice } from '../zns/open.js';
@@ -20,11 +20,13 @@ import { type ClassCounters, type SavedCounters, type StoreCounters, newClassCou
 import { type DomainHost, EpochDomain } from './domain.js';
 import { Epoch, EpochState } from './epoch.js';
 import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
+import { CatalogWriter } from './catalogWriter.js';
+import { restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
 import { Slab, SlabState, decodeSlot } from './slab.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type StatsSource, type ZoneStats, classStats, epochStats, globalStats, zoneStats } from './stats.js';
-import { ZoneManager } from './zones.js';
+import { NO_OWNER, ZoneManager } from './zones.js';
 
 export const CATALOG_FILE = 'catalog.db';
 export const DEFAULT_DEVICE_DIR = 'device';
@@ -68,18 +70,9 @@ export class Store implements Disposable, DomainHost {
   private readonly classCounters: ClassCounters[];
   private readonly blockSize: number;
   private readonly readOnly: boolean;
+  private readonly writer: CatalogWriter;
   private current: Epoch;
   private nextEpochId: number;
-  /** Slab ids whose catalog row changed since the last commit. */
-  private readonly dirtyIds = new Set<number>();
-  private readonly dirtyEpochs = new Set<Epoch>();
-  /** Zones taken by an epoch and not yet recorded in the catalog. */
-  private readonly pendingZones = new Map<number, number>();
-  /** Zones the catalog says are owned but the engine has let go (recorded at the next commit). */
-  private readonly pendingReleases = new Set<number>();
-  private metaDirty = false;
-  /** The counters as last saved, to commit when only they changed. */
-  private lastSavedCounters = '';
   /** Set by the first domain: until then put never looks up an implicit domain. */
   private domainsInUse = false;
   private closed = false;
@@ -96,32 +89,48 @@ export class Store implements Disposable, DomainHost {
     this.classCounters = this.sizeClasses.classes.map(() => newClassCounters());
     const meta = catalog.readMeta();
     if (meta.counters !== undefined) restoreCounters(JSON.parse(meta.counters) as SavedCounters, this.storeCounters, this.classCounters);
-    this.lastSavedCounters = meta.counters ?? '';
     this.registry = new SlabRegistry(meta.nextSlabId);
-    this.zones = new ZoneManager(device, this.storeCounters);
 
     let maxEpoch = 0;
-    for (const row of catalog.epochs()) {
-      const epoch = new Epoch(row.id, row.state as EpochState, row.createdAt, true, this.sizeClasses.classes.length);
+    const epochRows = catalog.epochs({ includeClosed: true });
+    for (const row of epochRows) {
+      maxEpoch = Math.max(maxEpoch, row.id);
+      if (row.state === 'CLOSED') continue;
+      const epoch = new Epoch(row.id, row.state as EpochState, row.createdAt, this.sizeClasses.classes.length);
       epoch.closingAt = row.closingAt;
       this.epochs.set(row.id, epoch);
-      maxEpoch = Math.max(maxEpoch, row.id);
     }
     this.nextEpochId = Math.max(meta.nextEpochId, maxEpoch + 1);
 
+    const committedZones = catalog.zones();
+    this.writer = new CatalogWriter(catalog, committedZones, epochRows.map((r) => r.id));
+    this.zones = new ZoneManager(device, this.storeCounters, this.writer);
     const owners = new Map<number, number>();
-    for (const { zone, epoch } of catalog.zones()) {
+    const orphaned: number[] = []; // owned in the catalog by an epoch that is gone
+    for (const { zone, epoch } of committedZones) {
       if (this.epochs.has(epoch)) owners.set(zone, epoch);
-      else this.pendingReleases.add(zone); // owned by an epoch that is gone: reset below
+      else orphaned.push(zone);
     }
     this.zones.load(device.reportZones(), owners, readOnly);
-    for (const [zone, epoch] of owners) this.epochs.get(epoch)!.zones.add(zone);
-    this.loadSlabs();
+    restoreSlabs(catalog.slabs(), { registry: this.registry, epochs: this.epochs, zones: this.zones, sizeClasses: this.sizeClasses });
     this.zones.chooseHeads(readOnly);
 
     const current = this.epochs.get(meta.currentEpoch);
     this.current = current !== undefined && current.state === EpochState.ACTIVE ? current : this.createEpoch();
+    const self = this;
+    this.writer.bind({
+      registry: this.registry,
+      epoch: (id) => self.epochs.get(id),
+      zoneOwner: (zone) => self.zones.zones[zone]!.owner,
+      currentEpoch: () => self.current,
+      nextEpochId: () => self.nextEpochId,
+      counters: () => self.savedCounters(),
+    });
+    if (readOnly) return;
+    for (const zone of orphaned) this.writer.zoneChanged(zone);
     for (const epoch of this.epochs.values()) if (epoch.state === EpochState.CLOSING) this.recycleEmptySlabs(epoch);
+    // Let the catalog go of orphaned zones now, so they are reset and free from the start.
+    if (orphaned.length > 0) this.commitAll();
   }
 
   // ---- objects ---------------------------------------------------------------------------
@@ -145,7 +154,7 @@ export class Store implements Disposable, DomainHost {
     const counters = this.classCounters[classIndex]!;
     counters.puts++;
     counters.userBytesPut += bytes.length;
-    epoch.liveObjects[classIndex]!++;
+    epoch.objectPut(classIndex);
     return encodeHandle(slab.id, slab.generation, slot, classIndex);
   }
 
@@ -166,10 +175,10 @@ export class Store implements Disposable, DomainHost {
     const { slab, slot } = this.resolve(handle);
     slab.clearLive(slot);
     this.classCounters[slab.cls.index]!.frees++;
-    this.epochs.get(slab.epoch)!.liveObjects[slab.cls.index]!--;
+    this.epochs.get(slab.epoch)!.objectFreed(slab.cls.index);
     if (slab.state === SlabState.SEALED) {
-      this.zones.zones[slab.zone]!.liveBytes -= slab.cls.stride;
-      this.dirtyIds.add(slab.id);
+      this.zones.slotFreed(slab);
+      this.writer.slabChanged(slab.id);
     }
     if (slab.liveCount === 0) this.onSlabEmpty(slab);
   }
@@ -192,47 +201,29 @@ export class Store implements Disposable, DomainHost {
     const old = this.current;
     this.startClosing(old);
     this.current = this.createEpoch();
-    this.metaDirty = true;
     return this.current.id;
   }
 
   /**
    * Closes an epoch: its zones are reset and their space returned; every handle into it goes
-   * stale. Closing the current epoch first advances to a new one. Durable on return.
+   * stale. Closing the current epoch first advances to a new one. Durable on return: when the
+   * catalog knows the epoch, this commits (with everything sealed so far) before the resets.
+   * If that commit fails, the epoch is closed in memory all the same (its handles are stale),
+   * and the next successful flush makes it durable and resets its zones.
    */
   epochClose(epochId: number): void {
     this.checkWritable();
     const epoch = this.liveEpoch(epochId);
     if (epoch === this.current) this.epochAdvance();
     if (epoch.state === EpochState.ACTIVE) this.startClosing(epoch);
-
-    const rows: SlabRow[] = [];
-    for (const slab of epoch.slabs) {
-      if (slab.state === SlabState.SEALED) this.zones.zones[slab.zone]!.slabs.delete(slab);
-      rows.push(this.registry.recycle(slab));
-      this.dirtyIds.delete(slab.id);
-      this.classCounters[slab.cls.index]!.slabsFreed++;
-    }
-    epoch.slabs.clear();
-    epoch.openSlabs.length = 0;
-    const zones = [...epoch.zones];
-    const committedZones = zones.filter((z) => !this.pendingZones.delete(z));
+    for (const slab of [...epoch.slabs]) this.drop(epoch, slab);
     epoch.state = EpochState.CLOSED;
     epoch.closedAt = now();
-    if (epoch.persisted) {
-      // The catalog lets go first; a crash before the resets leaves unowned zones with data,
-      // which the next open resets (see ZoneManager.load).
-      this.catalog.commit({
-        epochs: [epochRow(epoch)],
-        slabs: rows,
-        zonesReleased: committedZones,
-        meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters: this.savedCounters() },
-      });
-      this.dirtyEpochs.delete(epoch);
-    }
-    for (const zone of zones) this.zones.reset(zone);
-    epoch.zones.clear();
+    this.writer.epochChanged(epoch);
     this.epochs.delete(epoch.id);
+    // Zones the catalog never recorded reset at once; the others after the commit below.
+    for (const zone of [...this.zones.zonesOf(epoch.id)]) this.zones.release(zone);
+    if (this.writer.refersTo(epoch)) this.commitAll();
   }
 
   /** The epoch's state; epochs closed long ago report CLOSED. */
@@ -297,21 +288,51 @@ export class Store implements Disposable, DomainHost {
       if (epoch.ephemeral) continue; // scoped to its domain: nothing to make durable
       for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
     }
-    this.device.flush();
-
-    const reclaim: number[] = [];
     for (const epoch of this.epochs.values()) {
       if (epoch.state !== EpochState.CLOSING) continue;
-      for (const zone of epoch.zones) if (this.zones.zones[zone]!.slabs.size === 0) reclaim.push(zone);
-    }
-    for (const zone of reclaim) {
-      const owner = this.zones.zones[zone]!.owner;
-      this.epochs.get(owner)!.zones.delete(zone);
-      if (!this.pendingZones.delete(zone)) this.pendingReleases.add(zone);
+      for (const zone of [...this.zones.zonesOf(epoch.id)]) if (this.zones.zones[zone]!.slabs.size === 0) this.zones.release(zone);
     }
     this.storeCounters.flushes++;
-    this.commit();
-    for (const zone of reclaim) this.zones.reset(zone);
+    this.commitAll();
+  }
+
+  /**
+   * Recounts every total from scratch (epochs, zones, the registry) and checks it against the
+   * incremental values and the device's zone report; throws ERR_INTERNAL on the first
+   * difference. O(slabs + zones): for tests, the simulator and `zns-slab` diagnostics.
+   */
+  verify(): void {
+    this.checkOpen();
+    this.registry.verify();
+    this.zones.verify();
+    let slabs = 0;
+    for (const epoch of this.epochs.values()) {
+      epoch.verify();
+      for (const slab of epoch.slabs) {
+        assert(this.registry.get(slab.id) === slab, `epoch ${epoch.id} holds slab ${slab.id}, which the registry does not`);
+        if (slab.state === SlabState.SEALED) assert(this.zones.zones[slab.zone]!.slabs.has(slab), `sealed slab ${slab.id} is listed in its zone ${slab.zone}`);
+        slabs++;
+      }
+      for (const zone of this.zones.zonesOf(epoch.id)) assert(this.zones.zones[zone]!.owner === epoch.id, `epoch ${epoch.id} owns zone ${zone}`);
+    }
+    assert(slabs === this.registry.liveSlabs, `${this.registry.liveSlabs} live slabs in the registry, ${slabs} in epochs`);
+    for (const zone of this.zones.zones) {
+      if (zone.owner !== NO_OWNER) assert(this.epochs.has(zone.owner), `zone ${zone.index} is owned by epoch ${zone.owner}, which is not live`);
+    }
+  }
+
+  /**
+   * @internal For the simulator: the process dies here. Nothing is flushed or committed; the
+   * catalog and device are let go as a crash would (the device decides what it keeps).
+   */
+  abandon(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.catalog.close();
+    } finally {
+      this.device.close();
+    }
   }
 
   /** Flushes and closes the store and its device. Idempotent. */
@@ -320,7 +341,7 @@ export class Store implements Disposable, DomainHost {
     try {
       if (!this.readOnly) {
         this.flush();
-        this.commit(); // the counters of resets the flush did after its own commit
+        this.writer.commit(); // the counters of resets the flush did after its own commit
       }
     } finally {
       this.closed = true;
@@ -389,16 +410,9 @@ export class Store implements Disposable, DomainHost {
     if (full === undefined) counters.currentPartialNull++;
     else {
       counters.currentPartialFull++;
-      if (full.liveCount === 0) {
-        // Every object in it was freed before it reached the device: reuse it in place.
-        const generation = this.registry.nextHotGeneration(full);
-        if (generation !== undefined) {
-          full.resetInPlace(generation);
-          counters.slabsReusedHot++;
-          return full;
-        }
-      }
+      // seal() restarts a full slab whose objects were all freed in place, instead of writing it.
       this.seal(full);
+      if (epoch.openSlabs[classIndex] === full && !full.isFull) return full;
     }
     counters.slowPathCacheMiss++;
     if (!this.registry.hasLeasedId()) this.lease();
@@ -407,8 +421,7 @@ export class Store implements Disposable, DomainHost {
     else counters.slabsOverflowed++;
     const slab = new Slab(slabId, generation, this.sizeClasses.classes[classIndex]!, epoch.id);
     this.registry.attach(slab);
-    epoch.slabs.add(slab);
-    epoch.slabCount[classIndex]!++;
+    epoch.addSlab(slab);
     epoch.openSlabs[classIndex] = slab;
     return slab;
   }
@@ -416,72 +429,55 @@ export class Store implements Disposable, DomainHost {
   private lease(): void {
     this.registry.lease((rows, nextSlabId) => {
       this.storeCounters.leaseCommits++;
-      this.catalog.commit({ slabs: rows, meta: { nextSlabId } });
+      this.writer.commitLease(rows, nextSlabId);
     });
   }
 
-  /** Appends an OPEN slab to its epoch's head zone. A slab with no live object is not written. */
+  /**
+   * Appends an OPEN slab to its epoch's head zone. A slab with no live object is not written:
+   * the epoch's current partial slab restarts in place, any other is dropped. If the write
+   * fails the slab stays open and current, so a later put or flush writes it.
+   */
   private seal(slab: Slab): void {
     const epoch = this.epochs.get(slab.epoch)!;
     if (slab.liveCount === 0) {
-      if (epoch.state === EpochState.ACTIVE && epoch.openSlabs[slab.cls.index] === slab) {
-        const generation = this.registry.nextHotGeneration(slab);
-        if (generation !== undefined) {
-          slab.resetInPlace(generation);
-          this.classCounters[slab.cls.index]!.slabsReusedHot++;
-          return;
-        }
+      if (epoch.state === EpochState.ACTIVE && epoch.openSlabs[slab.cls.index] === slab && this.registry.renew(slab)) {
+        this.classCounters[slab.cls.index]!.slabsReusedHot++;
+        return;
       }
       this.drop(epoch, slab);
       return;
     }
-    if (epoch.openSlabs[slab.cls.index] === slab) epoch.openSlabs[slab.cls.index] = undefined;
     const image = slab.sealImage(this.blockSize);
-    const { zone, offset, newZone } = this.zones.append(epoch.id, image);
+    const { zone, offset } = this.zones.append(epoch.id, image);
     slab.markSealed(zone, offset, image.length);
-    const engineZone = this.zones.zones[zone]!;
-    engineZone.slabs.add(slab);
-    engineZone.liveBytes += slab.liveCount * slab.cls.stride;
-    epoch.sealedBytes[slab.cls.index]! += image.length;
-    if (newZone) {
-      epoch.zones.add(zone);
-      this.pendingZones.set(zone, epoch.id);
-    }
-    this.dirtyIds.add(slab.id);
+    epoch.slabSealed(slab);
+    this.zones.placeSlab(slab);
+    this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsSealed++;
   }
 
   private onSlabEmpty(slab: Slab): void {
     const epoch = this.epochs.get(slab.epoch)!;
     if (epoch.state === EpochState.ACTIVE) {
-      // Seed Phase 2.1: ACTIVE epochs keep empty slabs (latency first). The current partial
-      // slab restarts at slot 0 under its next generation at once (every handle into it is
-      // already freed); a sealed one waits for its epoch to close.
+      // The allocator's Phase 2.1: ACTIVE epochs keep empty slabs (latency first). The current
+      // partial slab restarts at slot 0 under its next generation at once (every handle into
+      // it is already freed); a sealed one waits for its epoch to close.
       if (slab.state === SlabState.OPEN && epoch.openSlabs[slab.cls.index] === slab) {
-        const generation = this.registry.nextHotGeneration(slab);
-        if (generation === undefined) this.drop(epoch, slab);
-        else {
-          slab.resetInPlace(generation);
-          this.classCounters[slab.cls.index]!.slabsReusedHot++;
-        }
+        if (this.registry.renew(slab)) this.classCounters[slab.cls.index]!.slabsReusedHot++;
+        else this.drop(epoch, slab);
       }
       return;
     }
     this.drop(epoch, slab);
   }
 
-  /** Recycles the id of a slab with no live object. */
+  /** Takes a slab out of its epoch and zone and recycles its id (an emptied slab, or a closing epoch's). */
   private drop(epoch: Epoch, slab: Slab): void {
-    assert(slab.liveCount === 0, 'drop an empty slab');
-    if (epoch.openSlabs[slab.cls.index] === slab) epoch.openSlabs[slab.cls.index] = undefined;
-    if (slab.state === SlabState.SEALED) {
-      this.zones.zones[slab.zone]!.slabs.delete(slab);
-      epoch.sealedBytes[slab.cls.index]! -= slab.length;
-    }
-    epoch.slabs.delete(slab);
-    epoch.slabCount[slab.cls.index]!--;
+    if (slab.state === SlabState.SEALED) this.zones.removeSlab(slab);
+    epoch.removeSlab(slab);
     this.registry.recycle(slab);
-    this.dirtyIds.add(slab.id);
+    this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsFreed++;
   }
 
@@ -489,19 +485,18 @@ export class Store implements Disposable, DomainHost {
     assert(epoch.state === EpochState.ACTIVE, 'only an ACTIVE epoch starts closing');
     epoch.state = EpochState.CLOSING;
     epoch.closingAt = now();
-    this.dirtyEpochs.add(epoch);
+    this.writer.epochChanged(epoch);
     this.recycleEmptySlabs(epoch);
   }
 
-  /** Seed Phase 2.1's proactive scan: a CLOSING epoch gives back its already-empty slabs. */
+  /** The allocator's Phase 2.1 proactive scan: a CLOSING epoch gives back its already-empty slabs. */
   private recycleEmptySlabs(epoch: Epoch): void {
     for (const slab of [...epoch.slabs]) if (slab.liveCount === 0) this.drop(epoch, slab);
   }
 
   private createEpoch(ephemeral = false): Epoch {
-    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), false, this.sizeClasses.classes.length, ephemeral);
+    const epoch = new Epoch(this.nextEpochId++, EpochState.ACTIVE, now(), this.sizeClasses.classes.length, ephemeral);
     this.epochs.set(epoch.id, epoch);
-    this.metaDirty = true;
     return epoch;
   }
 
@@ -526,95 +521,14 @@ export class Store implements Disposable, DomainHost {
     throw new ZnsSlabError(ErrorCode.UNKNOWN_EPOCH, `epoch ${epochId} does not exist`);
   }
 
-  /** One catalog transaction with everything that changed; skipped when nothing did. */
-  private commit(): void {
-    // An ephemeral epoch's zones and slabs stay out of the catalog: after a crash its zones
-    // hold data nobody owns, and the next open resets them.
-    const zonesOwned: { zone: number; epoch: number }[] = [];
-    for (const [zone, epochId] of this.pendingZones) {
-      const epoch = this.epochs.get(epochId)!;
-      if (epoch.ephemeral) continue;
-      zonesOwned.push({ zone, epoch: epochId });
-      if (!epoch.persisted) {
-        epoch.persisted = true;
-        this.dirtyEpochs.add(epoch);
-      }
-    }
-    if (!this.current.persisted) {
-      this.current.persisted = true;
-      this.dirtyEpochs.add(this.current);
-    }
-    const dirtyEpochs = [...this.dirtyEpochs].filter((e) => e.persisted);
-    const counters = this.savedCounters();
-    const slabs: SlabRow[] = [];
-    for (const id of this.dirtyIds) {
-      const slab = this.registry.get(id);
-      if (slab !== undefined && this.epochs.get(slab.epoch)!.ephemeral) continue;
-      slabs.push(this.registry.rowFor(id));
-    }
-    if (
-      slabs.length === 0 && zonesOwned.length === 0 && this.pendingReleases.size === 0 &&
-      dirtyEpochs.length === 0 && !this.metaDirty && counters === this.lastSavedCounters
-    ) {
-      this.dirtyIds.clear();
-      return;
-    }
-    this.catalog.commit({
-      epochs: dirtyEpochs.map(epochRow),
-      slabs,
-      zonesReleased: this.pendingReleases,
-      zonesOwned,
-      meta: { currentEpoch: this.current.id, nextEpochId: this.nextEpochId, counters },
-    });
-    this.lastSavedCounters = counters;
-    for (const { zone } of zonesOwned) this.pendingZones.delete(zone);
-    this.dirtyIds.clear();
-    this.dirtyEpochs.clear();
-    this.pendingReleases.clear();
-    this.metaDirty = false;
-  }
-
-  private loadSlabs(): void {
-    for (const row of this.catalog.slabs()) {
-      if (row.state === 'free') {
-        this.registry.restoreFree(row.slabId, row.genLimit);
-        continue;
-      }
-      if (row.state === 'retired') {
-        this.registry.restoreRetired(row.slabId);
-        continue;
-      }
-      const epoch = row.epoch === null ? undefined : this.epochs.get(row.epoch);
-      const cls = row.sizeClass === null ? undefined : this.sizeClasses.classes[row.sizeClass];
-      const zone = row.zone === null ? undefined : this.zones.zones[row.zone];
-      if (epoch === undefined || cls === undefined || zone === undefined || zone.owner !== epoch.id) {
-        throw new ZnsSlabError(
-          ErrorCode.INVALID_STORE,
-          `catalog row for slab ${row.slabId} is inconsistent (epoch ${row.epoch}, class ${row.sizeClass}, zone ${row.zone})`,
-        );
-      }
-      const end = row.offset! + row.length!;
-      if (!zone.full && zone.written < end) {
-        throw new ZnsSlabError(
-          ErrorCode.DEVICE_MISMATCH,
-          `slab ${row.slabId} ends at byte ${end} of zone ${zone.index}, but the device's write pointer is at ${zone.written}: the device lost data or is not this store's`,
-        );
-      }
-      const slab = Slab.sealed(row.slabId, row.generation, cls, epoch.id, {
-        zone: zone.index,
-        offset: row.offset!,
-        length: row.length!,
-        slotCount: row.slotCount!,
-        live: row.liveBitmap!,
-      });
-      this.registry.restoreSealed(slab, row.genLimit);
-      epoch.slabs.add(slab);
-      epoch.slabCount[cls.index]!++;
-      epoch.sealedBytes[cls.index]! += slab.length;
-      epoch.liveObjects[cls.index]! += slab.liveCount;
-      zone.slabs.add(slab);
-      zone.liveBytes += slab.liveCount * cls.stride;
-    }
+  /**
+   * The one way to the catalog (besides leases): the device is flushed first, so every sealed
+   * row committed points at durable bytes; zones let go are reset only after the commit.
+   */
+  private commitAll(): void {
+    this.device.flush();
+    this.writer.commit();
+    this.zones.resetReleased();
   }
 
   private checkOpen(): void {
@@ -641,15 +555,12 @@ export class Store implements Disposable, DomainHost {
       epochs: [...this.epochs.values()],
       epochCurrent: this.current.id,
       zones: this.zones.zones,
+      zonesOf: (epoch) => this.zones.zonesOf(epoch),
       zoneCounts: { free: this.zones.freeZoneCount(), active: this.zones.activeZones, open: this.zones.openZones },
       storeCounters: this.storeCounters,
       classCounters: this.classCounters,
     };
   }
-}
-
-function epochRow(e: Epoch): EpochRow {
-  return { id: e.id, state: e.state, createdAt: e.createdAt, closingAt: e.closingAt, closedAt: e.closedAt };
 }
 
 function checkEpochId(epochId: unknown): asserts epochId is number {
@@ -675,6 +586,14 @@ function storeRelative(dir: string, target: string): string {
  * `dir/device`) when it does not exist yet.
  */
 export function openStore(dir: string, options: StoreOptions = {}): Store {
+  return openStoreWith(dir, options, {});
+}
+
+/**
+ * @internal `openStore` with fault-injection hooks on the catalog (the simulator's). Not part
+ * of the package's API.
+ */
+export function openStoreWith(dir: string, options: StoreOptions, internal: { catalogHooks?: CatalogHooks }): Store {
   if (typeof dir !== 'string' || dir.length === 0) {
     throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore takes a folder path');
   }
@@ -684,7 +603,7 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
     throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} is not a zns-slab store (no ${CATALOG_FILE})`);
   }
   if (!readOnly) fs.mkdirSync(dir, { recursive: true });
-  const catalog = new Catalog(catalogFile, { readonly: readOnly, mustExist: readOnly });
+  const catalog = new Catalog(catalogFile, { readonly: readOnly, mustExist: readOnly, ...(internal.catalogHooks ? { hooks: internal.catalogHooks } : {}) });
   let device: ZonedDevice | undefined = typeof options.device === 'object' ? options.device : undefined;
   try {
     if (catalog.isEmpty()) {

@@ -10,13 +10,27 @@
  * - open zones: before writing to a zone that is not open, the least recently written open
  *   zone is explicitly closed (it stays active and can be written again).
  * The engine never relies on the device closing zones implicitly.
+ *
+ * The manager owns zone accounting: ownership (and each epoch's set of zones), the slabs in a
+ * zone and their live bytes, the open/active counts. Nobody else writes those fields; `verify`
+ * recounts them. A zone an epoch lets go is reset only once the catalog no longer refers to
+ * it (`ZoneCatalogView`), so a crash never finds catalog rows pointing into an empty zone.
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
 import type { StoreCounters } from './counters.js';
-import type { Slab } from './slab.js';
+import { type Slab, SlabState } from './slab.js';
+
+/** What the zone manager needs to know of the catalog (the catalog writer answers). */
+export interface ZoneCatalogView {
+  /** The committed catalog still records this zone as owned: it may not be reset yet. */
+  catalogOwns(zone: number): boolean;
+  /** The zone's owner changed in memory: the next commit must record it. */
+  zoneChanged(zone: number): void;
+}
 
 export const NO_OWNER = -1;
+const EMPTY_SET: ReadonlySet<number> = new Set();
 
 export interface EngineZone {
   readonly index: number;
@@ -49,12 +63,16 @@ export class ZoneManager {
   /** Zones the engine has open, least recently written first. */
   private readonly open = new Map<number, true>();
   private readonly heads = new Map<number, number>();
+  /** Epoch -> the zones it owns. */
+  private readonly owned = new Map<number, Set<number>>();
+  private readonly catalog: ZoneCatalogView;
   private activeCount = 0;
   private tick = 0;
 
-  constructor(device: ZonedDevice, counters: StoreCounters) {
+  constructor(device: ZonedDevice, counters: StoreCounters, catalog: ZoneCatalogView) {
     this.device = device;
     this.counters = counters;
+    this.catalog = catalog;
     const g = device.geometry;
     this.capacity = g.zoneCapacity;
     this.maxOpen = effectiveLimit(g.maxOpenZones, g.zoneCount);
@@ -88,6 +106,7 @@ export class ZoneManager {
         needsReset: false,
       };
       this.zones.push(zone);
+      if (owner !== NO_OWNER) this.ownedBy(owner).add(z.index);
       if (zone.active) this.activeCount++;
       if (zoneIsOpen(z.condition)) this.open.set(z.index, true);
       if (owner === NO_OWNER && !zone.unusable && z.condition !== ZoneCondition.EMPTY) {
@@ -95,7 +114,7 @@ export class ZoneManager {
         zone.needsReset = true;
       }
     }
-    if (!readOnly) for (const index of recovered) this.reset(index, { recovery: true });
+    if (!readOnly) for (const index of recovered) if (!this.catalog.catalogOwns(index)) this.reset(index, { recovery: true });
     for (let i = this.zones.length - 1; i >= 0; i--) {
       const zone = this.zones[i]!;
       if (zone.owner === NO_OWNER && !zone.unusable && !zone.needsReset) this.free.push(i);
@@ -142,7 +161,12 @@ export class ZoneManager {
     assert(zone.owner === epoch && !zone.full, 'head zone is the epoch\'s and writable');
     this.ensureOpen(index);
     const offset = zone.written;
-    this.device.write(zone.start + offset, image);
+    try {
+      this.device.write(zone.start + offset, image);
+    } catch (err) {
+      this.resync(index);
+      throw err;
+    }
     if (!zone.active) {
       zone.active = true;
       this.activeCount++;
@@ -161,14 +185,104 @@ export class ZoneManager {
     return { zone: index, offset, newZone };
   }
 
-  /** Gives a zone back: reset on the device, free for any epoch. Failures are counted and retried later. */
-  reset(index: number, options: { recovery?: boolean } = {}): boolean {
+  /**
+   * `epoch` lets go of the zone: it is unowned at once and reset as soon as the catalog no
+   * longer refers to it (now, if it never did; else after the commit that records the release).
+   */
+  release(index: number): void {
     const zone = this.zones[index]!;
-    const bytes = zone.written;
-    if (zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    assert(zone.owner !== NO_OWNER, `release of zone ${index}, which nobody owns`);
+    if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    this.owned.get(zone.owner)!.delete(index);
     zone.owner = NO_OWNER;
     zone.slabs.clear();
     zone.liveBytes = 0;
+    zone.needsReset = true;
+    this.catalog.zoneChanged(index);
+    if (!this.catalog.catalogOwns(index)) this.reset(index);
+  }
+
+  /** Resets every released zone the catalog has let go of (call after each commit). */
+  resetReleased(): void {
+    for (const zone of this.zones) {
+      if (zone.needsReset && zone.owner === NO_OWNER && !zone.unusable && !this.catalog.catalogOwns(zone.index)) this.reset(zone.index);
+    }
+  }
+
+  /** A sealed slab now lives in its zone (sealed just now, or restored from the catalog). */
+  placeSlab(slab: Slab): void {
+    const zone = this.zones[slab.zone]!;
+    assert(slab.state === SlabState.SEALED && zone.owner === slab.epoch, `slab ${slab.id} placed in zone ${zone.index} of its epoch`);
+    zone.slabs.add(slab);
+    zone.liveBytes += slab.liveCount * slab.cls.stride;
+  }
+
+  /** One live slot of a sealed slab was freed. */
+  slotFreed(slab: Slab): void {
+    this.zones[slab.zone]!.liveBytes -= slab.cls.stride;
+  }
+
+  /** A sealed slab leaves its zone (emptied, or its epoch closes). */
+  removeSlab(slab: Slab): void {
+    const zone = this.zones[slab.zone]!;
+    assert(zone.slabs.delete(slab), `slab ${slab.id} is in zone ${zone.index}`);
+    zone.liveBytes -= slab.liveCount * slab.cls.stride;
+  }
+
+  /** The zones `epoch` owns (live view; do not change it). */
+  zonesOf(epoch: number): ReadonlySet<number> {
+    return this.owned.get(epoch) ?? EMPTY_SET;
+  }
+
+  /** Recounts every zone's slabs, live bytes, ownership and limits; checks them against the device. */
+  verify(): void {
+    const report = this.device.reportZones();
+    let active = 0;
+    const free = new Set(this.free);
+    for (const zone of this.zones) {
+      let live = 0;
+      for (const slab of zone.slabs) {
+        assert(slab.state === SlabState.SEALED && slab.zone === zone.index, `zone ${zone.index} lists slab ${slab.id}, which is elsewhere`);
+        assert(slab.epoch === zone.owner, `zone ${zone.index} of epoch ${zone.owner} holds slab ${slab.id} of epoch ${slab.epoch}`);
+        assert(slab.offset + slab.length <= zone.written, `slab ${slab.id} ends inside what zone ${zone.index} has written`);
+        live += slab.liveCount * slab.cls.stride;
+      }
+      assert(live === zone.liveBytes, `zone ${zone.index}: ${zone.liveBytes} live bytes counted, ${live} recounted`);
+      if (zone.owner !== NO_OWNER) assert(this.owned.get(zone.owner)?.has(zone.index), `zone ${zone.index} is in epoch ${zone.owner}'s set`);
+      if (free.has(zone.index)) assert(zone.owner === NO_OWNER && zone.written === 0 && !zone.needsReset, `free zone ${zone.index} is empty and unowned`);
+      if (zone.active) active++;
+      const z = report[zone.index]!;
+      if (!zone.unusable) {
+        assert(zone.full === (z.condition === ZoneCondition.FULL), `zone ${zone.index} full=${zone.full}, device says ${ZoneCondition[z.condition]}`);
+        if (!zone.full) assert(z.writePointer - z.start === zone.written, `zone ${zone.index} written ${zone.written}, device write pointer at ${z.writePointer - z.start}`);
+      }
+    }
+    for (const [epoch, set] of this.owned) for (const index of set) assert(this.zones[index]!.owner === epoch, `epoch ${epoch}'s set lists zone ${index}, owned by ${this.zones[index]!.owner}`);
+    assert(active === this.activeCount, `${this.activeCount} active zones counted, ${active} recounted`);
+    this.assertLimits();
+  }
+
+  freeZoneCount(): number {
+    return this.free.length;
+  }
+
+  get activeZones(): number {
+    return this.activeCount;
+  }
+
+  get openZones(): number {
+    return this.open.size;
+  }
+
+  head(epoch: number): number | undefined {
+    return this.heads.get(epoch);
+  }
+
+  /** Resets an unowned zone on the device and makes it free. Failures are counted and retried later. */
+  private reset(index: number, options: { recovery?: boolean } = {}): boolean {
+    const zone = this.zones[index]!;
+    assert(zone.owner === NO_OWNER && !this.catalog.catalogOwns(index), `reset of zone ${index}, which the catalog lets go`);
+    const bytes = zone.written;
     try {
       this.device.resetZone(index);
     } catch (err) {
@@ -192,31 +306,40 @@ export class ZoneManager {
     return true;
   }
 
-  /** Zones `epoch` owns. */
-  owned(epoch: number): number[] {
-    const out: number[] = [];
-    for (const zone of this.zones) if (zone.owner === epoch) out.push(zone.index);
-    return out;
+  private ownedBy(epoch: number): Set<number> {
+    let set = this.owned.get(epoch);
+    if (set === undefined) {
+      set = new Set();
+      this.owned.set(epoch, set);
+    }
+    return set;
   }
 
-  freeZoneCount(): number {
-    return this.free.length;
-  }
-
-  get activeZones(): number {
-    return this.activeCount;
-  }
-
-  get openZones(): number {
-    return this.open.size;
-  }
-
-  head(epoch: number): number | undefined {
-    return this.heads.get(epoch);
+  /**
+   * After a failed write: the device may have written part of it (the kernel splits large
+   * writes), so take the zone's write pointer and condition from the device.
+   */
+  private resync(index: number): void {
+    const zone = this.zones[index]!;
+    let z: Zone;
+    try {
+      [z] = this.device.reportZones(index, 1) as [Zone];
+    } catch {
+      return; // the next write fails the same way and tries again
+    }
+    zone.written = z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start;
+    zone.full = z.condition === ZoneCondition.FULL;
+    const active = zoneIsActive(z.condition);
+    if (active !== zone.active) this.activeCount += active ? 1 : -1;
+    zone.active = active;
+    if (zoneIsOpen(z.condition)) {
+      if (!this.open.has(index)) this.open.set(index, true);
+    } else this.open.delete(index);
+    if (zone.full && zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
   }
 
   private takeFreeZone(epoch: number): number {
-    if (this.free.length === 0) this.retryFailedResets();
+    if (this.free.length === 0) this.resetReleased();
     const index = this.free.pop();
     if (index === undefined) {
       throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `no empty zone left for epoch ${epoch}: close an epoch to reset its zones`);
@@ -226,7 +349,9 @@ export class ZoneManager {
     const zone = this.zones[index]!;
     assert(zone.written === 0 && !zone.full && zone.owner === NO_OWNER, 'a free zone is empty and unowned');
     zone.owner = epoch;
+    this.ownedBy(epoch).add(index);
     this.heads.set(epoch, index);
+    this.catalog.zoneChanged(index);
     return index;
   }
 
@@ -272,10 +397,6 @@ export class ZoneManager {
     assert(lru !== undefined, 'an open zone to close exists at the open limit');
     this.device.closeZone(lru);
     this.open.delete(lru);
-  }
-
-  private retryFailedResets(): void {
-    for (const zone of this.zones) if (zone.needsReset && zone.owner === NO_OWNER && !zone.unusable) this.reset(zone.index);
   }
 
   private assertLimits(): void {
