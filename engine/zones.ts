@@ -114,11 +114,13 @@ export class ZoneManager {
         zone.needsReset = true;
       }
     }
-    if (!readOnly) for (const index of recovered) if (!this.catalog.catalogOwns(index)) this.reset(index, { recovery: true });
     for (let i = this.zones.length - 1; i >= 0; i--) {
       const zone = this.zones[i]!;
       if (zone.owner === NO_OWNER && !zone.unusable && !zone.needsReset) this.free.push(i);
     }
+    // After the free list is built: a reset adds its zone to it (before, a recovered zone was
+    // listed twice and handed to two epochs; found by the simulator).
+    if (!readOnly) for (const index of recovered) if (!this.catalog.catalogOwns(index)) this.reset(index, { recovery: true });
     return recovered;
   }
 

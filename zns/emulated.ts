@@ -104,6 +104,11 @@ function zoneFileName(zone: number): string {
   return `zone-${String(zone).padStart(7, '0')}.bin`;
 }
 
+/** The file that holds a zone's written bytes (for fault injection and recovery tools). */
+export function emulatedZoneFile(dir: string, zone: number): string {
+  return path.join(dir, zoneFileName(zone));
+}
+
 export class EmulatedZonedDevice implements ZonedDevice {
   readonly kind = 'emulated' as const;
   readonly path: string;

@@ -1,0 +1,263 @@
+/**
+ * Fault injection for the simulator: a `ZonedDevice` wrapper and catalog hooks that fail or
+ * crash on command, and a crash that keeps only what the device made durable.
+ *
+ * A crash is a `CrashSignal` thrown at the chosen device or catalog call; from then on every
+ * call throws it too (the process is dead: nothing after the crash point happens). When the
+ * store is let go, each zone keeps its bytes up to the last device flush, and of what came
+ * after, all, none, or a prefix torn inside a block, as the crash's own random choice.
+ * SQLite's own durability is real here: a commit either happened or, thrown from inside its
+ * transaction, did not.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CatalogBatch, CatalogHooks } from '../catalog/catalog.js';
+import { ErrorCode, ZnsSlabError } from '../errors.js';
+import type { DeviceGeometry, Zone, ZonedDevice } from '../zns/device.js';
+import { emulatedZoneFile } from '../zns/emulated.js';
+import { Rng } from './rng.js';
+
+export class CrashSignal extends Error {
+  constructor(at: string) {
+    super(`simulated crash at ${at}`);
+    this.name = 'CrashSignal';
+  }
+}
+
+export type FaultTarget = 'read' | 'write' | 'flush' | 'reset' | 'finish' | 'commit';
+export type FaultKind = 'eio' | 'enospc' | 'short';
+
+export const FAULT_TARGETS: readonly FaultTarget[] = ['read', 'write', 'flush', 'reset', 'finish', 'commit'];
+
+interface ArmedFault {
+  target: FaultTarget;
+  kind: FaultKind;
+  /** Calls of `target` to let through first. */
+  after: number;
+}
+
+/** Calls that change durable state: where a crash can strike. */
+const CRASH_POINTS: ReadonlySet<FaultTarget> = new Set(['write', 'flush', 'reset', 'finish', 'commit']);
+
+/** Shared by the device wrapper and the catalog hooks of one simulated process. */
+export class FaultController {
+  private faults: ArmedFault[] = [];
+  /** Mutating calls to let through before the crash; undefined: no crash armed. */
+  private crashAfter: number | undefined;
+  crashed = false;
+  crashedAt = '';
+  /** Faults that fired since the last `takeFired()`. */
+  private fired = 0;
+  /** Totals for the run's report. */
+  readonly counts = { faults: 0, crashes: 0 };
+  /** Off while a store opens: open must always succeed. */
+  enabled = true;
+
+  armFault(target: FaultTarget, kind: FaultKind, after: number): void {
+    this.faults.push({ target, kind, after });
+  }
+
+  armCrash(after: number): void {
+    this.crashAfter = after;
+  }
+
+  disarm(): void {
+    this.faults = [];
+    this.crashAfter = undefined;
+  }
+
+  /** How many faults fired since the last call. */
+  takeFired(): number {
+    const n = this.fired;
+    this.fired = 0;
+    return n;
+  }
+
+  /** Called at every device and catalog call: crashes, or returns a fault to inject. */
+  check(target: FaultTarget, what: string): FaultKind | undefined {
+    if (this.crashed) throw new CrashSignal(`${what} (after the crash)`);
+    if (!this.enabled) return undefined;
+    if (this.crashAfter !== undefined && CRASH_POINTS.has(target)) {
+      if (this.crashAfter === 0) {
+        this.crashed = true;
+        this.crashedAt = what;
+        this.crashAfter = undefined;
+        this.counts.crashes++;
+        throw new CrashSignal(what);
+      }
+      this.crashAfter--;
+    }
+    for (let i = 0; i < this.faults.length; i++) {
+      const f = this.faults[i]!;
+      if (f.target !== target) continue;
+      if (f.after > 0) {
+        f.after--;
+        continue;
+      }
+      this.faults.splice(i, 1);
+      this.fired++;
+      this.counts.faults++;
+      return f.kind;
+    }
+    return undefined;
+  }
+
+  /** Crash now, between operations. */
+  crashNow(): void {
+    this.crashed = true;
+    this.crashedAt = 'between operations';
+    this.counts.crashes++;
+  }
+
+  catalogHooks(): CatalogHooks {
+    return {
+      beforeCommit: (batch: CatalogBatch) => {
+        const kind = this.check('commit', 'catalog commit');
+        if (kind === undefined) return;
+        void batch;
+        const err = new Error(kind === 'enospc' ? 'database or disk is full' : 'disk I/O error') as Error & { code: string };
+        err.code = kind === 'enospc' ? 'SQLITE_FULL' : 'SQLITE_IOERR';
+        throw err;
+      },
+    };
+  }
+}
+
+function injected(kind: FaultKind, what: string): ZnsSlabError {
+  if (kind === 'enospc') return new ZnsSlabError(ErrorCode.DISK_FULL, `${what}: no space left on the filesystem (injected ENOSPC)`);
+  return new ZnsSlabError(ErrorCode.DEVICE_IO, `${what}: I/O error (injected EIO)`);
+}
+
+/**
+ * Wraps an emulated device. Tracks, per zone, how far it was written and how far of that the
+ * last flush made durable, so a crash can lose exactly what a real device may lose.
+ */
+export class FaultyDevice implements ZonedDevice {
+  readonly kind;
+  readonly path: string;
+  readonly geometry: DeviceGeometry;
+  private readonly inner: ZonedDevice;
+  private readonly control: FaultController;
+  /** Per zone: bytes written (as the wrapper saw) and bytes made durable by a flush. */
+  private readonly written: number[];
+  private readonly durable: number[];
+  private closed = false;
+
+  constructor(inner: ZonedDevice, control: FaultController) {
+    this.inner = inner;
+    this.kind = inner.kind;
+    this.path = inner.path;
+    this.geometry = inner.geometry;
+    this.control = control;
+    const report = inner.reportZones();
+    this.written = report.map((z) => Math.min(z.writePointer - z.start, this.geometry.zoneCapacity));
+    this.durable = [...this.written];
+  }
+
+  reportZones(first?: number, count?: number): Zone[] {
+    if (this.control.crashed) throw new CrashSignal('report zones');
+    return this.inner.reportZones(first, count);
+  }
+
+  read(offset: number, length: number): Buffer {
+    const kind = this.control.check('read', `read at ${offset}`);
+    if (kind !== undefined) throw injected('eio', `read at ${offset}`);
+    return this.inner.read(offset, length);
+  }
+
+  write(offset: number, data: Uint8Array): void {
+    const zone = Math.floor(offset / this.geometry.zoneSize);
+    const kind = this.control.check('write', `write of ${data.length} bytes in zone ${zone}`);
+    if (kind === 'short') {
+      // Part of the write happens (the kernel split it), then the rest fails.
+      const block = this.geometry.logicalBlockSize;
+      const blocks = data.length / block;
+      if (blocks > 1) {
+        const part = Math.max(1, Math.floor(blocks / 2)) * block;
+        this.inner.write(offset, data.subarray(0, part));
+        this.written[zone]! += part;
+      }
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `write in zone ${zone}: short write (injected)`);
+    }
+    if (kind !== undefined) throw injected(kind, `write in zone ${zone}`);
+    this.inner.write(offset, data);
+    this.written[zone]! += data.length;
+  }
+
+  resetZone(zone: number): void {
+    const kind = this.control.check('reset', `reset of zone ${zone}`);
+    if (kind !== undefined) throw injected('eio', `reset of zone ${zone}`);
+    this.inner.resetZone(zone);
+    this.written[zone] = 0;
+    this.durable[zone] = 0; // a reset is a command the device completes: durable on return
+  }
+
+  openZone(zone: number): void {
+    if (this.control.crashed) throw new CrashSignal('open zone');
+    this.inner.openZone(zone);
+  }
+
+  closeZone(zone: number): void {
+    if (this.control.crashed) throw new CrashSignal('close zone');
+    this.inner.closeZone(zone);
+  }
+
+  finishZone(zone: number): void {
+    const kind = this.control.check('finish', `finish of zone ${zone}`);
+    if (kind !== undefined) throw injected('eio', `finish of zone ${zone}`);
+    this.inner.finishZone(zone);
+  }
+
+  flush(): void {
+    const kind = this.control.check('flush', 'device flush');
+    if (kind !== undefined) throw injected('eio', 'device flush');
+    this.inner.flush();
+    for (let z = 0; z < this.written.length; z++) this.durable[z] = this.written[z]!;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.control.crashed) {
+      this.inner.close();
+      for (let z = 0; z < this.written.length; z++) this.durable[z] = this.written[z]!;
+      return;
+    }
+    this.inner.close();
+  }
+
+  /**
+   * After a crash and `close`: each zone loses what was not flushed, all of it, none, or all
+   * but a prefix torn inside a block. Returns the bytes lost.
+   */
+  loseUnflushed(rng: Rng): number {
+    let lost = 0;
+    const block = this.geometry.logicalBlockSize;
+    for (let z = 0; z < this.written.length; z++) {
+      const durable = this.durable[z]!;
+      const written = this.written[z]!;
+      if (written <= durable) continue;
+      const choice = rng.below(3);
+      let keep = written;
+      if (choice === 0) keep = durable;
+      else if (choice === 1) {
+        const blocks = (written - durable) / block;
+        keep = durable + rng.below(blocks) * block + rng.below(block);
+      }
+      if (keep >= written) continue;
+      const file = emulatedZoneFile(this.inner.path, z);
+      if (fs.existsSync(file)) fs.truncateSync(file, keep);
+      // A zone that filled stays FULL (the device records the transition), with fewer bytes.
+      if (written === this.geometry.zoneCapacity) markFinished(this.inner.path, z);
+      lost += written - keep;
+    }
+    return lost;
+  }
+}
+
+function markFinished(dir: string, zone: number): void {
+  const file = path.join(dir, 'device.json');
+  const meta = JSON.parse(fs.readFileSync(file, 'utf8')) as { finished: number[] };
+  if (!meta.finished.includes(zone)) meta.finished.push(zone);
+  fs.writeFileSync(file, JSON.stringify(meta, null, 2) + '\n');
+}

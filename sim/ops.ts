@@ -1,0 +1,78 @@
+/**
+ * The simulator's operations. An operation is plain data; what it acts on (which object,
+ * which epoch) is chosen when it runs, from `pick` and the model's state then, so a list
+ * with operations removed still runs (that is what shrinking does).
+ */
+import type { FaultKind, FaultTarget } from './faults.js';
+import type { Rng } from './rng.js';
+
+export type Op =
+  | { k: 'put'; size: number; to: 'current' | 'epoch'; pick: number }
+  | { k: 'get'; pick: number }
+  | { k: 'free'; pick: number }
+  | { k: 'flush' }
+  | { k: 'advance' }
+  | { k: 'closeEpoch'; pick: number }
+  | { k: 'domain'; puts: number; size: number; nested: boolean; async: boolean }
+  | { k: 'reopen' }
+  | { k: 'crash'; pick: number }
+  | { k: 'crashAt'; after: number; pick: number }
+  | { k: 'fault'; target: FaultTarget; kind: FaultKind; after: number };
+
+/** What the generator reads of the run so far, to keep the mix useful. */
+export interface GenHints {
+  liveObjects: number;
+  liveEpochs: number;
+  /** Puts refused with ERR_DEVICE_FULL lately: close epochs to make room. */
+  recentFull: number;
+  faults: boolean;
+}
+
+export function objectSize(rng: Rng, max: number): number {
+  const r = rng.below(100);
+  let size: number;
+  if (r < 70) size = rng.below(600);
+  else if (r < 90) size = 600 + rng.below(7_400);
+  else if (r < 98) size = 8_000 + rng.below(56_000);
+  else size = 64_000 + rng.below(Math.max(1, max - 64_000));
+  return Math.min(size, max);
+}
+
+export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op {
+  const weights = {
+    put: 40,
+    get: 20,
+    free: hints.liveObjects > 0 ? 16 : 0,
+    flush: 5,
+    advance: hints.liveEpochs < 6 ? 3 : 0.5,
+    closeEpoch: hints.recentFull > 0 ? 12 : hints.liveEpochs > 3 ? 4 : 1.5,
+    domain: 2.5,
+    reopen: 0.8,
+    crash: 1.2,
+    crashAt: 1.2,
+    fault: hints.faults ? 2.5 : 0,
+  };
+  const k = rng.weighted(weights);
+  switch (k) {
+    case 'put':
+      return { k, size: objectSize(rng, maxObjectSize), to: rng.chance(0.85) ? 'current' : 'epoch', pick: rng.u32() };
+    case 'get':
+    case 'free':
+    case 'closeEpoch':
+    case 'crash':
+      return { k, pick: rng.u32() };
+    case 'flush':
+    case 'advance':
+    case 'reopen':
+      return { k };
+    case 'domain':
+      return { k, puts: 1 + rng.below(12), size: objectSize(rng, maxObjectSize), nested: rng.chance(0.3), async: rng.chance(0.5) };
+    case 'crashAt':
+      return { k, after: rng.below(12), pick: rng.u32() };
+    case 'fault': {
+      const target = rng.weighted({ read: 1, write: 3, flush: 2, reset: 1.5, finish: 0.5, commit: 2 } as const);
+      const kind = target === 'write' ? rng.weighted({ eio: 2, enospc: 1, short: 2 } as const) : target === 'commit' ? rng.weighted({ eio: 1, enospc: 1 } as const) : 'eio';
+      return { k, target, kind, after: rng.below(6) };
+    }
+  }
+}

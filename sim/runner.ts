@@ -1,0 +1,578 @@
+/**
+ * One simulated run: a list of operations against the real engine (on a fault-injecting
+ * emulated device and a real SQLite catalog) and a plain in-memory model of what the store
+ * must hold. After every operation the model decides; the first disagreement ends the run
+ * with a description. Deterministic: the same seed and operations give the same run.
+ *
+ * What the model allows a crash to revert is the durability contract (docs/RELIABILITY.md):
+ * - a put is durable once a flush (or a clean close) returns after it;
+ * - a free, an epochAdvance, a CLOSING state: durable at the next flush;
+ * - epochClose: durable when it returns;
+ * - anything not yet durable may come back or be gone after a crash, but never as other bytes.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openStoreWith, type Store } from '../engine/store.js';
+import { EpochState } from '../engine/epoch.js';
+import { ErrorCode, ZnsSlabError } from '../errors.js';
+import type { DeviceGeometry } from '../zns/device.js';
+import { createEmulatedDevice, openEmulatedDevice } from '../zns/emulated.js';
+import { CrashSignal, FaultController, FaultyDevice } from './faults.js';
+import { type GenHints, type Op, generateOp } from './ops.js';
+import { Rng, payloadFor } from './rng.js';
+
+/** Geometries the simulator cycles through by seed: small, so zones fill, limits bind and epochs reset often. */
+export const SIM_GEOMETRIES: readonly DeviceGeometry[] = [
+  { zoneCount: 16, zoneSize: 512 * 1024, zoneCapacity: 512 * 1024, logicalBlockSize: 4096, maxOpenZones: 3, maxActiveZones: 4 },
+  { zoneCount: 24, zoneSize: 512 * 1024, zoneCapacity: 384 * 1024, logicalBlockSize: 4096, maxOpenZones: 4, maxActiveZones: 6 },
+  { zoneCount: 10, zoneSize: 1024 * 1024, zoneCapacity: 1024 * 1024, logicalBlockSize: 4096, maxOpenZones: 2, maxActiveZones: 3 },
+];
+
+/** Freed or lost handles re-checked after every reopen (the newest and a random sample). */
+const GRAVEYARD_CHECK_AFTER_REOPEN = 400;
+
+type EpochModelState = 'ACTIVE' | 'CLOSING' | 'CLOSED';
+const ORDER: Record<EpochModelState, number> = { ACTIVE: 0, CLOSING: 1, CLOSED: 2 };
+
+interface ModelEpoch {
+  id: number;
+  state: EpochModelState;
+  /** The most-closed state known to be durable; undefined: none (the epoch may vanish). */
+  durable: EpochModelState | undefined;
+  ephemeral: boolean;
+}
+
+interface ModelObject {
+  n: number;
+  handle: bigint;
+  size: number;
+  epoch: number;
+  durable: boolean;
+  freed: 'no' | 'volatile';
+}
+
+export class SimFailure extends Error {
+  constructor(message: string, readonly step: number) {
+    super(message);
+    this.name = 'SimFailure';
+  }
+}
+
+export interface RunResult {
+  ops: number;
+  crashes: number;
+  faults: number;
+  reopens: number;
+  puts: number;
+  gets: number;
+  verifiedAfterReopen: number;
+  deviceFullRefusals: number;
+  failure?: { step: number; message: string };
+}
+
+export interface RunOptions {
+  seed: number;
+  /** Folder for the run's store (removed after); default: a fresh one under /dev/shm or the OS temp dir. */
+  dir?: string;
+  faults?: boolean;
+  /** Called every `every` operations with the step number. */
+  progress?: (step: number) => void;
+}
+
+function baseTmp(): string {
+  return fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+}
+
+class Sim {
+  readonly ctl = new FaultController();
+  readonly result: RunResult = { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0 };
+  private store!: Store;
+  private device!: FaultyDevice;
+  private readonly storeDir: string;
+  private readonly deviceDir: string;
+  private readonly geometry: DeviceGeometry;
+  private readonly objects = new Map<bigint, ModelObject>();
+  private liveList: bigint[] = [];
+  /** Handles that must never resolve again: freed durably, closed, or lost in a crash. */
+  private readonly graveyard: bigint[] = [];
+  private readonly everHanded = new Set<bigint>();
+  /** Handles of epochs closed in memory but not yet durably: stale now, may return after a crash. */
+  private limbo: bigint[] = [];
+  private readonly epochs = new Map<number, ModelEpoch>();
+  private current = 0;
+  private nextObject = 1;
+  private step = 0;
+  recentFull = 0;
+
+  constructor(dir: string, seed: number) {
+    this.storeDir = path.join(dir, 'store');
+    this.deviceDir = path.join(dir, 'device');
+    this.geometry = SIM_GEOMETRIES[seed % SIM_GEOMETRIES.length]!;
+    createEmulatedDevice(this.deviceDir, this.geometry).close();
+    this.open();
+    this.current = this.store.epochCurrent();
+    this.epochs.set(this.current, { id: this.current, state: 'ACTIVE', durable: 'ACTIVE', ephemeral: false });
+  }
+
+  get maxObjectSize(): number {
+    return this.store.maxObjectSize;
+  }
+
+  hints(faults: boolean): GenHints {
+    let liveEpochs = 0;
+    for (const e of this.epochs.values()) if (e.state !== 'CLOSED' && !e.ephemeral) liveEpochs++;
+    return { liveObjects: this.liveList.length, liveEpochs, recentFull: this.recentFull, faults };
+  }
+
+  fail(message: string): never {
+    throw new SimFailure(message, this.step);
+  }
+
+  private open(): void {
+    this.ctl.enabled = false;
+    try {
+      this.device = new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl);
+      this.store = openStoreWith(this.storeDir, { device: this.device }, { catalogHooks: this.ctl.catalogHooks() });
+    } catch (err) {
+      this.fail(`the store refused to open: ${describeError(err)}`);
+    } finally {
+      this.ctl.enabled = true;
+    }
+  }
+
+  async run(op: Op, step: number): Promise<void> {
+    this.step = step;
+    this.ctl.takeFired();
+    try {
+      await this.exec(op);
+    } catch (err) {
+      if (err instanceof SimFailure) throw err;
+      if (this.ctl.crashed) {
+        await this.recoverFromCrash(op.k === 'crash' || op.k === 'crashAt' ? op.pick : step);
+        return;
+      }
+      this.fail(`${op.k} threw ${describeError(err)}`);
+    }
+    if (this.ctl.crashed) {
+      await this.recoverFromCrash(step);
+      return;
+    }
+    try {
+      this.store.verify();
+    } catch (err) {
+      this.fail(`verify after ${op.k}: ${describeError(err)}`);
+    }
+    this.checkSomeGraveyard();
+  }
+
+  /**
+   * Runs `fn`; a coded error in `allowed` (or any coded error when a fault fired during it)
+   * is returned as its code. A crash passes through; anything else is a failure.
+   */
+  private attempt<T>(what: string, fn: () => T, allowed: readonly string[]): { ok: true; value: T } | { ok: false; code: string } {
+    try {
+      return { ok: true, value: fn() };
+    } catch (err) {
+      if (err instanceof CrashSignal || this.ctl.crashed) throw err;
+      if (!(err instanceof ZnsSlabError)) this.fail(`${what} threw an uncoded error: ${describeError(err)}`);
+      const faulted = this.ctl.takeFired() > 0;
+      if (err.code === ErrorCode.INTERNAL) this.fail(`${what}: ${err.message}`);
+      if (!faulted && !allowed.includes(err.code)) this.fail(`${what} failed with ${err.code} (${err.message})`);
+      if (faulted) this.result.faults++;
+      return { ok: false, code: err.code };
+    }
+  }
+
+  private async exec(op: Op): Promise<void> {
+    switch (op.k) {
+      case 'put':
+        return this.put(op.size, op.to === 'epoch' ? this.pickEpoch(op.pick, false) : undefined);
+      case 'get':
+        return this.get(op.pick);
+      case 'free':
+        return this.free(op.pick);
+      case 'flush':
+        return this.flush();
+      case 'advance': {
+        const r = this.attempt('epochAdvance', () => this.store.epochAdvance(), []);
+        if (r.ok) this.advanced(r.value);
+        return;
+      }
+      case 'closeEpoch':
+        return this.closeEpoch(op.pick);
+      case 'domain':
+        return this.domain(op);
+      case 'reopen':
+        return this.reopen();
+      case 'crash':
+        this.ctl.crashNow();
+        return;
+      case 'crashAt':
+        this.ctl.armCrash(op.after);
+        return;
+      case 'fault':
+        this.ctl.armFault(op.target, op.kind, op.after);
+        return;
+    }
+  }
+
+  private put(size: number, epochId: number | undefined, epochOverride?: ModelEpoch): void {
+    const n = this.nextObject++;
+    const bytes = payloadFor(n, Math.min(size, this.store.maxObjectSize));
+    const target = epochOverride ?? this.epochs.get(epochId ?? this.current)!;
+    const allowed = target.state === 'ACTIVE' ? [ErrorCode.DEVICE_FULL] : [ErrorCode.EPOCH_CLOSED];
+    const r = this.attempt(`put of ${bytes.length} bytes into epoch ${target.id}`, () => (epochId === undefined ? this.store.put(bytes) : this.store.put(bytes, { epoch: epochId })), allowed);
+    if (!r.ok) {
+      if (r.code === ErrorCode.DEVICE_FULL) {
+        this.result.deviceFullRefusals++;
+        this.recentFull = 8;
+      }
+      return;
+    }
+    if (target.state !== 'ACTIVE') this.fail(`put into ${target.state} epoch ${target.id} succeeded`);
+    this.recentFull = Math.max(0, this.recentFull - 1);
+    const handle = r.value;
+    if (this.everHanded.has(handle)) this.fail(`put returned handle ${handle}, which was handed out before`);
+    this.everHanded.add(handle);
+    this.objects.set(handle, { n, handle, size: bytes.length, epoch: target.id, durable: false, freed: 'no' });
+    this.liveList.push(handle);
+    this.result.puts++;
+  }
+
+  /** Reads `handle` and holds the result against the model. */
+  private checkRead(handle: bigint, mustLive: boolean, mustDead: boolean, when: string): 'live' | 'dead' {
+    const obj = this.objects.get(handle);
+    this.result.gets++;
+    let out: Buffer;
+    try {
+      out = this.store.get(handle);
+    } catch (err) {
+      if (err instanceof CrashSignal || this.ctl.crashed) throw err;
+      if (!(err instanceof ZnsSlabError)) this.fail(`get ${when} threw an uncoded error: ${describeError(err)}`);
+      if (this.ctl.takeFired() > 0) return mustLive ? 'live' : 'dead'; // an injected read error: no verdict
+      if (mustLive) this.fail(`get of a live object (${describeObj(obj)}) ${when} failed: ${err.code} ${err.message}`);
+      if (err.code !== ErrorCode.STALE_HANDLE && err.code !== ErrorCode.INVALID_HANDLE) {
+        this.fail(`get of a dead handle ${when} gave ${err.code}, not a stale or invalid handle: ${err.message}`);
+      }
+      return 'dead';
+    }
+    if (mustDead || obj === undefined) this.fail(`get of a dead handle ${handle} ${when} returned ${out.length} bytes`);
+    if (!out.equals(payloadFor(obj.n, obj.size))) this.fail(`get ${when} returned other bytes for ${describeObj(obj)}`);
+    return 'live';
+  }
+
+  private isLive(obj: ModelObject): boolean {
+    return obj.freed === 'no' && this.epochs.get(obj.epoch)?.state !== 'CLOSED';
+  }
+
+  private get(pick: number): void {
+    if (this.liveList.length === 0 && this.graveyard.length === 0) return;
+    const fromGrave = this.graveyard.length > 0 && (this.liveList.length === 0 || pick % 5 === 0);
+    const fromLimbo = this.limbo.length > 0 && pick % 7 === 0;
+    const handle = fromLimbo
+      ? this.limbo[pick % this.limbo.length]!
+      : fromGrave
+        ? this.graveyard[pick % this.graveyard.length]!
+        : this.liveList[pick % this.liveList.length]!;
+    const obj = this.objects.get(handle);
+    const live = obj !== undefined && this.isLive(obj);
+    this.checkRead(handle, live, !live, 'in session');
+  }
+
+  private free(pick: number): void {
+    if (this.liveList.length === 0) return;
+    const i = pick % this.liveList.length;
+    const handle = this.liveList[i]!;
+    const obj = this.objects.get(handle)!;
+    const r = this.attempt('free', () => this.store.free(handle), []);
+    if (!r.ok) return;
+    this.liveList[i] = this.liveList[this.liveList.length - 1]!;
+    this.liveList.pop();
+    obj.freed = 'volatile';
+    // A second free of the same handle is refused.
+    const again = this.attempt('second free', () => this.store.free(handle), [ErrorCode.STALE_HANDLE]);
+    if (again.ok) this.fail(`a second free of ${handle} succeeded`);
+  }
+
+  private flush(): void {
+    const r = this.attempt('flush', () => this.store.flush(), [ErrorCode.DEVICE_FULL]);
+    if (!r.ok) return;
+    this.madeDurable();
+  }
+
+  /** After a successful flush or clean close: everything so far is durable. */
+  private madeDurable(): void {
+    for (const [handle, obj] of this.objects) {
+      const epoch = this.epochs.get(obj.epoch);
+      if (epoch === undefined || epoch.ephemeral) continue;
+      obj.durable = true;
+      if (obj.freed === 'volatile') {
+        this.objects.delete(handle);
+        this.graveyard.push(handle);
+      }
+    }
+    for (const e of this.epochs.values()) if (!e.ephemeral) e.durable = e.state;
+    for (const e of this.epochs.values()) if (e.state === 'CLOSED' && !e.ephemeral) this.closed(e);
+    this.limbo = this.limbo.filter((h) => this.objects.has(h));
+  }
+
+  private advanced(newId: number): void {
+    const old = this.epochs.get(this.current)!;
+    old.state = 'CLOSING';
+    this.current = newId;
+    this.epochs.set(newId, { id: newId, state: 'ACTIVE', durable: undefined, ephemeral: false });
+  }
+
+  /** A live epoch picked by `pick`: oldest first, or any when `any`. */
+  private pickEpoch(pick: number, oldestFirst: boolean): number {
+    const live = [...this.epochs.values()].filter((e) => e.state !== 'CLOSED' && !e.ephemeral).map((e) => e.id).sort((a, b) => a - b);
+    if (live.length === 0) return this.current;
+    return oldestFirst ? live[pick % Math.min(3, live.length)]! : live[pick % live.length]!;
+  }
+
+  private closeEpoch(pick: number): void {
+    const id = this.pickEpoch(pick, true);
+    const epoch = this.epochs.get(id)!;
+    const wasCurrent = id === this.current;
+    // Closed at most: a crash inside epochClose may leave it closed or not (reconcile reads which).
+    epoch.state = 'CLOSED';
+    const r = this.attempt(`epochClose(${id})`, () => this.store.epochClose(id), []);
+    if (wasCurrent) this.advanced(this.store.epochCurrent());
+    // Closed in memory even when its commit failed (the next flush makes it durable).
+    const state = this.store.epochState(id);
+    if (state !== EpochState.CLOSED) this.fail(`epoch ${id} is ${state} after epochClose`);
+    if (r.ok) epoch.durable = 'CLOSED';
+    this.closed(epoch);
+  }
+
+  /**
+   * The epoch is closed in memory: its handles are stale from now on. Durably closed (or
+   * ephemeral, never persisted), its objects are gone for good; otherwise a crash may bring
+   * them back, so they stay in the model, dead in this session.
+   */
+  private closed(epoch: ModelEpoch): void {
+    epoch.state = 'CLOSED';
+    const forGood = epoch.ephemeral || epoch.durable === 'CLOSED';
+    const keep: bigint[] = [];
+    for (const handle of this.liveList) {
+      if (this.objects.get(handle)!.epoch !== epoch.id) keep.push(handle);
+      else if (!forGood) this.limbo.push(handle);
+    }
+    this.liveList = keep;
+    if (!forGood) return;
+    for (const [handle, obj] of this.objects) {
+      if (obj.epoch !== epoch.id) continue;
+      this.objects.delete(handle);
+      this.graveyard.push(handle);
+    }
+  }
+
+  private async domain(op: Extract<Op, { k: 'domain' }>): Promise<void> {
+    const r = this.attempt('epochDomainCreate', () => this.store.epochDomainCreate(), []);
+    if (!r.ok) return;
+    const domain = r.value;
+    const model: ModelEpoch = { id: domain.epoch, state: 'ACTIVE', durable: undefined, ephemeral: true };
+    this.epochs.set(model.id, model);
+    const mine: bigint[] = [];
+    const putHere = (target: ModelEpoch, i: number) => {
+      const before = this.liveList.length;
+      this.put(op.size + i, undefined, target);
+      if (this.liveList.length > before) mine.push(this.liveList[this.liveList.length - 1]!);
+    };
+    let inner: ModelEpoch | undefined;
+    try {
+      await domain.run(async () => {
+        for (let i = 0; i < op.puts; i++) {
+          putHere(model, i);
+          if (op.async && i % 3 === 1) await null;
+        }
+        if (op.nested) {
+          const d2 = this.store.epochDomainCreate();
+          inner = { id: d2.epoch, state: 'ACTIVE', durable: undefined, ephemeral: true };
+          this.epochs.set(inner.id, inner);
+          d2.run(() => putHere(inner!, 0));
+          d2[Symbol.dispose]();
+          if (this.store.epochState(inner.id) !== EpochState.CLOSED) this.fail(`nested domain epoch ${inner.id} outlived its domain`);
+          this.closed(inner);
+        }
+        for (const h of mine) {
+          const obj = this.objects.get(h);
+          if (obj?.epoch === model.id) this.checkRead(h, true, false, 'inside its domain');
+        }
+      });
+    } finally {
+      if (!this.ctl.crashed) domain[Symbol.dispose]();
+    }
+    if (this.ctl.crashed) return;
+    if (this.store.epochState(model.id) !== EpochState.CLOSED) this.fail(`domain epoch ${model.id} outlived its domain`);
+    this.closed(model);
+  }
+
+  private async reopen(): Promise<void> {
+    const r = this.attempt('close', () => this.store.close(), [ErrorCode.DEVICE_FULL]);
+    if (this.ctl.crashed) return;
+    if (r.ok) this.madeDurable();
+    this.result.reopens++;
+    this.open();
+    this.reconcile(r.ok);
+  }
+
+  private async recoverFromCrash(pick: number): Promise<void> {
+    this.result.crashes++;
+    try {
+      this.store.abandon();
+    } catch (err) {
+      if (!(err instanceof CrashSignal)) this.fail(`abandon threw ${describeError(err)}`);
+    }
+    this.device.loseUnflushed(new Rng(pick ^ 0x5eed));
+    this.ctl.crashed = false;
+    this.ctl.disarm();
+    this.ctl.takeFired();
+    this.open();
+    this.reconcile(false);
+  }
+
+  /**
+   * After a reopen: epochs and objects against what the model says must or may have survived.
+   * `clean`: the store was closed cleanly, so everything is durable and nothing may differ.
+   */
+  private reconcile(clean: boolean): void {
+    // The model's own reads here are checks, not workload: no injected faults.
+    this.ctl.enabled = false;
+    try {
+      this.reconcileChecked(clean);
+    } finally {
+      this.ctl.enabled = true;
+    }
+  }
+
+  private reconcileChecked(clean: boolean): void {
+    /** Epochs the reopened store has never heard of (their creation was not durable). */
+    const gone = new Set<number>();
+    for (const e of this.epochs.values()) {
+      let actual: EpochModelState;
+      try {
+        actual = this.store.epochState(e.id) as EpochModelState;
+      } catch (err) {
+        if ((err as ZnsSlabError).code !== ErrorCode.UNKNOWN_EPOCH) this.fail(`epochState(${e.id}) after reopen: ${describeError(err)}`);
+        // An epoch never committed is unknown after a crash: fine unless it was durably live.
+        if (e.durable !== undefined && e.durable !== 'CLOSED') this.fail(`epoch ${e.id} was durably ${e.durable}, and is unknown after reopen`);
+        gone.add(e.id);
+        actual = 'CLOSED';
+      }
+      if (e.ephemeral && actual !== 'CLOSED') this.fail(`ephemeral epoch ${e.id} is ${actual} after reopen`);
+      if (clean && !e.ephemeral && actual !== e.state) this.fail(`after a clean close epoch ${e.id} is ${actual}, was ${e.state}`);
+      if (e.durable !== undefined && ORDER[actual] < ORDER[e.durable]) this.fail(`epoch ${e.id} is ${actual} after reopen, but ${e.durable} was durable`);
+      if (!gone.has(e.id) && !e.ephemeral && ORDER[actual] > ORDER[e.state]) this.fail(`epoch ${e.id} is ${actual} after reopen, but was only ${e.state}`);
+      e.state = actual;
+      e.durable = actual;
+    }
+    const liveList: bigint[] = [];
+    for (const [handle, obj] of [...this.objects]) {
+      const epochClosed = this.epochs.get(obj.epoch)?.state !== 'ACTIVE' && this.epochs.get(obj.epoch)?.state !== 'CLOSING';
+      if (gone.has(obj.epoch) && obj.durable && obj.freed === 'no') this.fail(`${describeObj(obj)} was durable, but its epoch is unknown after reopen`);
+      const mustLive = !epochClosed && obj.freed === 'no' && (clean || obj.durable);
+      const mustDead = epochClosed || (clean && obj.freed !== 'no');
+      const verdict = this.checkRead(handle, mustLive, mustDead, clean ? 'after a clean close and reopen' : 'after a crash');
+      this.result.verifiedAfterReopen++;
+      if (verdict === 'live') {
+        obj.durable = true;
+        obj.freed = 'no';
+        liveList.push(handle);
+      } else {
+        this.objects.delete(handle);
+        this.graveyard.push(handle);
+      }
+    }
+    this.liveList = liveList;
+    this.limbo = [];
+    // Durably closed (or never created) epochs: nothing of them is left to check.
+    for (const [id, e] of this.epochs) if (e.state === 'CLOSED') this.epochs.delete(id);
+    this.current = this.store.epochCurrent();
+    if (!this.epochs.has(this.current)) this.epochs.set(this.current, { id: this.current, state: 'ACTIVE', durable: 'ACTIVE', ephemeral: false });
+    const g = this.graveyard;
+    const from = Math.max(0, g.length - GRAVEYARD_CHECK_AFTER_REOPEN);
+    for (let i = from; i < g.length; i++) this.checkRead(g[i]!, false, true, 'after reopen (a dead handle)');
+    try {
+      this.store.verify();
+    } catch (err) {
+      this.fail(`verify after reopen: ${describeError(err)}`);
+    }
+  }
+
+  private checkSomeGraveyard(): void {
+    const g = this.graveyard;
+    if (g.length === 0) return;
+    const h = g[(this.step * 2654435761) % g.length]!;
+    this.checkRead(h, false, true, 'in session (a dead handle)');
+  }
+
+  close(): void {
+    try {
+      this.store.close();
+    } catch {
+      this.store.abandon();
+    }
+  }
+}
+
+function describeError(err: unknown): string {
+  if (err instanceof ZnsSlabError) return `${err.code}: ${err.message}`;
+  if (err instanceof Error) return `${err.name}: ${err.message}`;
+  return String(err);
+}
+
+function describeObj(obj: ModelObject | undefined): string {
+  if (obj === undefined) return 'unknown object';
+  return `object #${obj.n} (${obj.size} bytes, epoch ${obj.epoch}, ${obj.durable ? 'durable' : 'not flushed'}${obj.freed === 'no' ? '' : ', freed'})`;
+}
+
+/** Generates and runs `count` operations from `seed`; returns the run and the operations it ran. */
+export async function runSeed(seed: number, count: number, options: Omit<RunOptions, 'seed'> = {}): Promise<{ result: RunResult; ops: Op[] }> {
+  const rng = new Rng(seed);
+  const ops: Op[] = [];
+  const result = await runWith(seed, options, (sim) => {
+    if (ops.length >= count) return undefined;
+    const op = generateOp(rng, sim.hints(options.faults ?? true), sim.maxObjectSize);
+    ops.push(op);
+    return op;
+  });
+  return { result, ops };
+}
+
+/** Runs a fixed list of operations (a replay, or a shrinking trial). */
+export async function runOps(seed: number, ops: readonly Op[], options: Omit<RunOptions, 'seed'> = {}): Promise<RunResult> {
+  let i = 0;
+  return runWith(seed, options, () => ops[i++]);
+}
+
+async function runWith(seed: number, options: Omit<RunOptions, 'seed'>, next: (sim: Sim) => Op | undefined): Promise<RunResult> {
+  const owned = options.dir === undefined;
+  const dir = options.dir ?? fs.mkdtempSync(path.join(baseTmp(), 'zns-slab-sim-'));
+  let sim: Sim | undefined;
+  let step = 0;
+  try {
+    sim = new Sim(dir, seed);
+    for (let op = next(sim); op !== undefined; op = next(sim)) {
+      await sim.run(op, step);
+      step++;
+      if (options.progress && step % 1000 === 0) options.progress(step);
+    }
+    sim.result.ops = step;
+    sim.close();
+    return { ...sim.result, crashes: sim.ctl.counts.crashes, faults: sim.ctl.counts.faults };
+  } catch (err) {
+    const result = sim?.result ?? { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0 };
+    result.ops = step + 1;
+    try {
+      sim?.close();
+    } catch {
+      // the store may be wedged by the very bug found; the folder is removed below
+    }
+    const message = err instanceof SimFailure ? err.message : `simulator error: ${describeError(err)}`;
+    return { ...result, failure: { step: err instanceof SimFailure ? err.step : step, message } };
+  } finally {
+    if (owned) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
