@@ -7,6 +7,7 @@
  * opener (another process, or another Store in this one) is refused instead of racing.
  */
 import Database from 'better-sqlite3';
+import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 
 export const CATALOG_FORMAT_VERSION = 1;
@@ -216,6 +217,7 @@ export class Catalog {
       if (m.currentEpoch !== undefined) this.setMeta.run('current_epoch', String(m.currentEpoch));
       if (m.counters !== undefined) this.setMeta.run('counters', m.counters);
       hooks?.beforeCommit?.(batch);
+      crashPoint('catalog.commit');
     });
   }
 

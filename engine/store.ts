@@ -11,6 +11,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import fs from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { CATALOG_FORMAT_VERSION, Catalog, type CatalogHooks, type CatalogMeta } from '../catalog/catalog.js';
 import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
@@ -341,6 +342,7 @@ export class Store implements Disposable, DomainHost {
     try {
       if (!this.readOnly) {
         this.flush();
+        crashPoint('store.close');
         this.writer.commit(); // the counters of resets the flush did after its own commit
       }
     } finally {

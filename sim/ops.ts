@@ -10,6 +10,8 @@ export type Op =
   | { k: 'put'; size: number; to: 'current' | 'epoch'; pick: number }
   | { k: 'get'; pick: number }
   | { k: 'free'; pick: number }
+  /** Frees up to `count` live objects of one epoch, oldest first: empties whole slabs. */
+  | { k: 'freeMany'; pick: number; count: number }
   | { k: 'flush' }
   | { k: 'advance' }
   | { k: 'closeEpoch'; pick: number }
@@ -42,7 +44,8 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
   const weights = {
     put: 40,
     get: 20,
-    free: hints.liveObjects > 0 ? 16 : 0,
+    free: hints.liveObjects > 0 ? 14 : 0,
+    freeMany: hints.liveObjects > 0 ? 2 : 0,
     flush: 5,
     advance: hints.liveEpochs < 6 ? 3 : 0.5,
     closeEpoch: hints.recentFull > 0 ? 12 : hints.liveEpochs > 3 ? 4 : 1.5,
@@ -65,6 +68,8 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
     case 'advance':
     case 'reopen':
       return { k };
+    case 'freeMany':
+      return { k, pick: rng.u32(), count: 1 + rng.below(rng.chance(0.5) ? 40 : 400) };
     case 'domain':
       return { k, puts: 1 + rng.below(12), size: objectSize(rng, maxObjectSize), nested: rng.chance(0.3), async: rng.chance(0.5) };
     case 'crashAt':

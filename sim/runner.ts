@@ -192,6 +192,8 @@ class Sim {
         return this.get(op.pick);
       case 'free':
         return this.free(op.pick);
+      case 'freeMany':
+        return this.freeMany(op.pick, op.count);
       case 'flush':
         return this.flush();
       case 'advance': {
@@ -293,6 +295,18 @@ class Sim {
     // A second free of the same handle is refused.
     const again = this.attempt('second free', () => this.store.free(handle), [ErrorCode.STALE_HANDLE]);
     if (again.ok) this.fail(`a second free of ${handle} succeeded`);
+  }
+
+  private freeMany(pick: number, count: number): void {
+    if (this.liveList.length === 0) return;
+    const epoch = this.objects.get(this.liveList[pick % this.liveList.length]!)!.epoch;
+    const mine = this.liveList.filter((h) => this.objects.get(h)!.epoch === epoch).sort((a, b) => this.objects.get(a)!.n - this.objects.get(b)!.n);
+    for (const handle of mine.slice(0, count)) {
+      const r = this.attempt('free', () => this.store.free(handle), []);
+      if (!r.ok) continue;
+      this.objects.get(handle)!.freed = 'volatile';
+    }
+    this.liveList = this.liveList.filter((h) => this.objects.get(h)!.freed === 'no');
   }
 
   private flush(): void {

@@ -12,6 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
   type DeviceGeometry,
@@ -242,7 +243,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.openCount++;
       state.condition = ZoneCondition.IMPLICIT_OPEN;
     }
-    const n = fs.writeSync(this.fd(zone), data, 0, data.length, within);
+    const fd = this.fd(zone);
+    // A torn write: half of it reaches the file, then the process dies.
+    crashPoint('device.write', () => fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within));
+    const n = fs.writeSync(fd, data, 0, data.length, within);
     if (n !== data.length) {
       throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short write in zone ${zone}: ${n} of ${data.length} bytes`);
     }
@@ -325,6 +329,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       default:
         throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot finish zone ${zone}, which is ${ZoneCondition[state.condition]}`);
     }
+    crashPoint('zone.finish');
     state.condition = ZoneCondition.FULL;
     state.finished = true;
     this.saveMeta();
@@ -337,6 +342,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot reset zone ${zone}, which is ${ZoneCondition[state.condition]}`);
     }
+    crashPoint('zone.reset');
     if (zoneIsOpen(state.condition)) this.openCount--;
     if (zoneIsActive(state.condition)) this.activeCount--;
     this.dropFd(zone);
@@ -352,6 +358,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   flush(): void {
     this.checkOpen();
+    crashPoint('device.flush');
     for (const zone of this.dirty) fs.fsyncSync(this.fd(zone));
     this.dirty.clear();
   }

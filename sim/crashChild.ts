@@ -1,0 +1,92 @@
+/**
+ * The writer of the real-process crash loop (crashloop.ts): opens a store, runs a seeded
+ * workload, and reports every acknowledged step on stdout, one line each, written before the
+ * next call, so the parent knows what was acknowledged when the SIGKILL lands.
+ *
+ *   P <handle> <n> <size> <epoch>   put returned        F <handle>   free returned
+ *   S                                flush returned      A <epoch>    advanced to <epoch>
+ *   c <epoch> / C <epoch>            epochClose called / returned
+ *   X                                close returned (a clean end)
+ *
+ * Usage: node crashChild.js <storeDir> <seed> <firstObject> <liveFile> <ops>
+ */
+import fs from 'node:fs';
+import { openStore } from '../index.js';
+import { Rng, payloadFor } from './rng.js';
+import { CRASH_LOOP_GEOMETRY } from './crashloop.js';
+
+const [dir, seedArg, firstArg, liveFile, opsArg] = process.argv.slice(2) as [string, string, string, string, string];
+const rng = new Rng(Number(seedArg));
+let n = Number(firstArg);
+const live: { h: bigint; epoch: number }[] = (JSON.parse(fs.readFileSync(liveFile, 'utf8')) as [string, number][]).map(([h, epoch]) => ({ h: BigInt(h), epoch }));
+const say = (line: string): void => {
+  fs.writeSync(1, line + '\n');
+};
+
+const store = openStore(dir, { geometry: CRASH_LOOP_GEOMETRY });
+const epochs = new Set<number>(live.map((o) => o.epoch));
+epochs.add(store.epochCurrent());
+
+function closeOldest(): void {
+  const oldest = Math.min(...epochs);
+  epochs.delete(oldest);
+  say(`c ${oldest}`);
+  store.epochClose(oldest);
+  say(`C ${oldest}`);
+  for (let i = live.length - 1; i >= 0; i--) if (live[i]!.epoch === oldest) live.splice(i, 1);
+  epochs.add(store.epochCurrent());
+}
+
+/** The device is full: close the oldest epoch that is not the current one (advance first if need be). */
+function makeRoom(): void {
+  if (epochs.size === 1) {
+    const e = store.epochAdvance();
+    epochs.add(e);
+    say(`A ${e}`);
+  }
+  closeOldest();
+}
+for (let op = 0; op < Number(opsArg); op++) {
+  const r = rng.below(100);
+  try {
+    if (r < 60) {
+      const size = rng.chance(0.9) ? rng.below(2000) : rng.below(Math.min(store.maxObjectSize, 120_000));
+      const id = n++;
+      const h = store.put(payloadFor(id, size));
+      const epoch = store.epochCurrent();
+      live.push({ h, epoch });
+      say(`P ${h} ${id} ${size} ${epoch}`);
+    } else if (r < 82 && live.length > 0) {
+      const i = rng.below(live.length);
+      const { h } = live[i]!;
+      live[i] = live[live.length - 1]!;
+      live.pop();
+      store.free(h);
+      say(`F ${h}`);
+    } else if (r < 95) {
+      store.flush();
+      say('S');
+    } else if (r < 99) {
+      const e = store.epochAdvance();
+      epochs.add(e);
+      say(`A ${e}`);
+    } else {
+      closeOldest();
+    }
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_DEVICE_FULL') throw err;
+    makeRoom();
+  }
+}
+// Close cleanly; a full device first gives up its oldest epoch.
+for (;;) {
+  try {
+    store.flush();
+    break;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_DEVICE_FULL') throw err;
+    makeRoom();
+  }
+}
+store.close();
+say('X');

@@ -1,0 +1,227 @@
+#!/usr/bin/env node
+/**
+ * npm run crashloop -- [--kills N] [--seed S] [--dir D]
+ *
+ * The real-process crash loop: SQLite's and the filesystem's own durability, tested for real.
+ * Each round spawns a writer (crashChild.ts) on the same store and kills it with SIGKILL, at
+ * a random time or at a named crash point (crashpoints.ts: inside a write, a device flush, a
+ * catalog commit, a zone reset or finish, close). Then this process, a fresh one for the
+ * store, opens it (read-only first, then read-write) and checks every handle ever handed out
+ * against what the writer had acknowledged (the rules of docs/RELIABILITY.md):
+ * flushed and not freed: exactly its bytes; anything else: its bytes or a stale/invalid
+ * handle, never another object's bytes. JSON summary on stdout, progress on stderr.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CRASH_POINT_NAMES } from '../crashpoints.js';
+import { openStore, ZnsSlabError } from '../index.js';
+import { Rng, payloadFor } from './rng.js';
+
+const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crashChild.js');
+/** Big enough to hold a growing live set, small enough that epochs must be closed to go on. */
+export const CRASH_LOOP_GEOMETRY = { zoneCount: 48, zoneSize: 1024 * 1024, zoneCapacity: 1024 * 1024, logicalBlockSize: 4096, maxOpenZones: 4, maxActiveZones: 6 };
+/** Operations a writer runs when no kill comes first (then it closes cleanly). */
+const WRITER_OPS = 30_000;
+/** Dead handles re-checked each round: the newest, and a seeded sample of the rest. */
+const GRAVEYARD_NEWEST = 3000;
+const GRAVEYARD_SAMPLE = 1000;
+
+interface Obj {
+  n: number;
+  size: number;
+  epoch: number;
+  durable: boolean;
+  freed: 'no' | 'volatile';
+}
+
+export interface CrashLoopResult {
+  rounds: number;
+  kills: number;
+  killsAtPoints: Record<string, number>;
+  cleanCloses: number;
+  handlesChecked: number;
+  objectsLive: number;
+  lost: number;
+  wrong: number;
+  refusedToOpen: number;
+  failures: string[];
+}
+
+function runChild(dir: string, seed: number, first: number, liveFile: string, env: NodeJS.ProcessEnv, killAfterMs: number | undefined): Promise<{ lines: string[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CHILD, dir, String(seed), String(first), liveFile, String(WRITER_OPS)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    child.on('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      resolve({ lines: out.split('\n').filter((l) => l.length > 0), signal, code, stderr: err });
+    });
+  });
+}
+
+export async function crashLoop(options: { kills: number; seed: number; dir?: string; log?: (s: string) => void }): Promise<CrashLoopResult> {
+  const log = options.log ?? (() => {});
+  const base = options.dir ?? fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'zns-slab-crashloop-'));
+  const dir = path.join(base, 'store');
+  const liveFile = path.join(base, 'live.json');
+  const rng = new Rng(options.seed);
+  const objects = new Map<bigint, Obj>();
+  const graveyard: bigint[] = [];
+  const closedDurably = new Set<number>();
+  const result: CrashLoopResult = { rounds: 0, kills: 0, killsAtPoints: {}, cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, failures: [] };
+  let nextObject = 1;
+  try {
+    while (result.kills < options.kills) {
+      result.rounds++;
+      const live = [...objects].filter(([, o]) => o.freed === 'no').map(([h, o]) => [h.toString(), o.epoch]);
+      fs.writeFileSync(liveFile, JSON.stringify(live));
+      const env = { ...process.env };
+      let killAfterMs: number | undefined;
+      let point = 'timed';
+      if (rng.chance(0.5)) {
+        point = CRASH_POINT_NAMES[rng.below(CRASH_POINT_NAMES.length)]!;
+        env.ZNS_SLAB_CRASH_AT = `${point}:${1 + rng.below(point === 'device.write' || point === 'catalog.commit' ? 40 : 4)}`;
+        killAfterMs = 4000; // the point may never be reached: then a late timed kill
+      } else {
+        delete env.ZNS_SLAB_CRASH_AT;
+        killAfterMs = 150 + rng.below(600);
+      }
+      const run = await runChild(dir, rng.u32(), nextObject, liveFile, env, rng.chance(0.08) ? undefined : killAfterMs);
+      const clean = run.lines[run.lines.length - 1] === 'X';
+      if (!clean && run.signal !== 'SIGKILL') {
+        result.failures.push(`writer exited ${run.code}: ${run.stderr.trim().split('\n').slice(0, 8).join(' | ')}`);
+        break;
+      }
+      if (clean) result.cleanCloses++;
+      else {
+        result.kills++;
+        result.killsAtPoints[point] = (result.killsAtPoints[point] ?? 0) + 1;
+      }
+      // What the writer had acknowledged.
+      const closing = new Set<number>();
+      for (const line of run.lines) {
+        const [k, a, b, c, d] = line.split(' ');
+        if (k === 'P') {
+          objects.set(BigInt(a!), { n: Number(b), size: Number(c), epoch: Number(d), durable: false, freed: 'no' });
+          nextObject = Math.max(nextObject, Number(b) + 1);
+        } else if (k === 'F') objects.get(BigInt(a!))!.freed = 'volatile';
+        else if (k === 'S' || k === 'X') {
+          for (const [h, o] of objects) {
+            o.durable = true;
+            if (o.freed === 'volatile' || closing.has(o.epoch)) {
+              objects.delete(h);
+              graveyard.push(h);
+            }
+          }
+          for (const e of closing) closedDurably.add(e);
+          closing.clear();
+        } else if (k === 'c') closing.add(Number(a));
+        else if (k === 'C') {
+          closing.delete(Number(a));
+          closedDurably.add(Number(a));
+          for (const [h, o] of objects) if (o.epoch === Number(a)) {
+            objects.delete(h);
+            graveyard.push(h);
+          }
+        }
+      }
+      // A fresh process's view: read-only first (it must open too), then read-write.
+      for (const readOnly of [true, false]) {
+        let store;
+        try {
+          store = openStore(dir, { readOnly });
+        } catch (err) {
+          result.refusedToOpen++;
+          result.failures.push(`round ${result.rounds} (${point}): the store refused to open${readOnly ? ' read-only' : ''}: ${(err as Error).message}`);
+          return result;
+        }
+        try {
+          for (const [h, o] of [...objects]) {
+            const mustLive = o.durable && o.freed === 'no' && !closing.has(o.epoch);
+            const verdict = check(store, h, o, mustLive, result, `round ${result.rounds} (${point})`);
+            if (!readOnly) {
+              if (verdict) {
+                o.durable = true;
+                o.freed = 'no';
+              } else {
+                objects.delete(h);
+                graveyard.push(h);
+              }
+            }
+          }
+          const newest = Math.max(0, graveyard.length - GRAVEYARD_NEWEST);
+          for (let i = newest; i < graveyard.length; i++) check(store, graveyard[i]!, undefined, false, result, `round ${result.rounds} (${point})`);
+          for (let i = 0; i < GRAVEYARD_SAMPLE && newest > 0; i++) check(store, graveyard[rng.below(newest)]!, undefined, false, result, `round ${result.rounds} (${point})`);
+          if (!readOnly) store.verify();
+        } finally {
+          store.close();
+        }
+      }
+      result.objectsLive = objects.size;
+      log(`round ${result.rounds}: ${clean ? 'clean close' : `killed (${point})`}, ${run.lines.length} acknowledged steps, ${objects.size} live objects, ${graveyard.length} dead handles`);
+      if (result.failures.length > 0) break;
+    }
+  } finally {
+    if (options.dir === undefined) fs.rmSync(base, { recursive: true, force: true });
+  }
+  return result;
+}
+
+/** One handle against the model; true when its object is there with exactly its bytes. */
+function check(store: { get(h: bigint): Buffer }, h: bigint, o: Obj | undefined, mustLive: boolean, result: CrashLoopResult, where: string): boolean {
+  result.handlesChecked++;
+  let out: Buffer;
+  try {
+    out = store.get(h);
+  } catch (err) {
+    const code = err instanceof ZnsSlabError ? err.code : 'uncoded';
+    if (mustLive || (code !== 'ERR_STALE_HANDLE' && code !== 'ERR_INVALID_HANDLE')) {
+      result.lost++;
+      result.failures.push(`${where}: handle ${h} (object #${o?.n}) ${mustLive ? 'was flushed and not freed, but' : ''} gave ${code}: ${(err as Error).message}`);
+    }
+    return false;
+  }
+  if (o === undefined || !out.equals(payloadFor(o.n, o.size))) {
+    result.wrong++;
+    result.failures.push(`${where}: handle ${h} returned ${o === undefined ? 'bytes for a dead handle' : `other bytes than object #${o.n}`}`);
+    return false;
+  }
+  return true;
+}
+
+async function main(): Promise<number> {
+  const argv = process.argv.slice(2);
+  let kills = 40;
+  let seed = Math.floor(Math.random() * 1_000_000_000);
+  let dir: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--kills') kills = Number(argv[++i]);
+    else if (argv[i] === '--seed') seed = Number(argv[++i]);
+    else if (argv[i] === '--dir') dir = argv[++i];
+    else throw new RangeError(`unknown argument ${argv[i]}`);
+  }
+  if (!Number.isSafeInteger(kills) || kills < 1) throw new RangeError('--kills takes a positive integer');
+  process.stderr.write(`crash loop: ${kills} kills, seed ${seed}\n`);
+  const started = Date.now();
+  const result = await crashLoop({ kills, seed, ...(dir ? { dir } : {}), log: (s) => process.stderr.write(s + '\n') });
+  process.stdout.write(JSON.stringify({ seed, seconds: (Date.now() - started) / 1000, ...result }, null, 2) + '\n');
+  process.stderr.write(`crash loop: ${result.kills} kills, ${result.cleanCloses} clean closes, ${result.handlesChecked} handle checks: ${result.lost} lost, ${result.wrong} wrong, ${result.refusedToOpen} refused to open\n`);
+  for (const f of result.failures.slice(0, 10)) process.stderr.write(`  ${f}\n`);
+  return result.failures.length === 0 ? 0 : 1;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}
