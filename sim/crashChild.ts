@@ -66,6 +66,21 @@ for (let op = 0; op < Number(opsArg); op++) {
     } else if (r < 95) {
       store.flush();
       say('S');
+    } else if (r < 97) {
+      // Free a run of the oldest epoch's objects one by one: whole slabs empty and recycle.
+      const oldest = Math.min(...epochs);
+      let freed = 0;
+      for (let i = 0; i < live.length && freed < 300; ) {
+        if (live[i]!.epoch !== oldest) {
+          i++;
+          continue;
+        }
+        const { h } = live[i]!;
+        live.splice(i, 1);
+        store.free(h);
+        say(`F ${h}`);
+        freed++;
+      }
     } else if (r < 99) {
       const e = store.epochAdvance();
       epochs.add(e);

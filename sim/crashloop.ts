@@ -73,6 +73,13 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
   const rng = new Rng(options.seed);
   const objects = new Map<bigint, Obj>();
   const graveyard: bigint[] = [];
+  /** The same handles, to catch a handle handed out twice. */
+  const buried = new Set<bigint>();
+  const bury = (h: bigint): void => {
+    objects.delete(h);
+    graveyard.push(h);
+    buried.add(h);
+  };
   const closedDurably = new Set<number>();
   const result: CrashLoopResult = { rounds: 0, kills: 0, killsAtPoints: {}, cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, failures: [] };
   let nextObject = 1;
@@ -108,16 +115,18 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
       for (const line of run.lines) {
         const [k, a, b, c, d] = line.split(' ');
         if (k === 'P') {
-          objects.set(BigInt(a!), { n: Number(b), size: Number(c), epoch: Number(d), durable: false, freed: 'no' });
+          const h = BigInt(a!);
+          if (objects.has(h) || buried.has(h)) {
+            result.wrong++;
+            result.failures.push(`round ${result.rounds}: put returned handle ${h}, which was handed out before (its old holder would read the new bytes)`);
+          }
+          objects.set(h, { n: Number(b), size: Number(c), epoch: Number(d), durable: false, freed: 'no' });
           nextObject = Math.max(nextObject, Number(b) + 1);
         } else if (k === 'F') objects.get(BigInt(a!))!.freed = 'volatile';
         else if (k === 'S' || k === 'X') {
           for (const [h, o] of objects) {
             o.durable = true;
-            if (o.freed === 'volatile' || closing.has(o.epoch)) {
-              objects.delete(h);
-              graveyard.push(h);
-            }
+            if (o.freed === 'volatile' || closing.has(o.epoch)) bury(h);
           }
           for (const e of closing) closedDurably.add(e);
           closing.clear();
@@ -125,10 +134,7 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
         else if (k === 'C') {
           closing.delete(Number(a));
           closedDurably.add(Number(a));
-          for (const [h, o] of objects) if (o.epoch === Number(a)) {
-            objects.delete(h);
-            graveyard.push(h);
-          }
+          for (const [h, o] of objects) if (o.epoch === Number(a)) bury(h);
         }
       }
       // A fresh process's view: read-only first (it must open too), then read-write.
@@ -149,10 +155,7 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
               if (verdict) {
                 o.durable = true;
                 o.freed = 'no';
-              } else {
-                objects.delete(h);
-                graveyard.push(h);
-              }
+              } else bury(h);
             }
           }
           const newest = Math.max(0, graveyard.length - GRAVEYARD_NEWEST);
