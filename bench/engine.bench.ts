@@ -4,7 +4,7 @@
  * within one run mean much), and flush throughput beside the raw sequential write throughput
  * of the same filesystem.
  *
- * Methodology (the seed's): every operation timed on its own (process.hrtime via tinybench),
+ * Methodology (the ZNS-Slab allocator's): every operation timed on its own (process.hrtime via tinybench),
  * full distribution reported (min/p50/p99/p999/max). JSON on stdout, a table on stderr.
  * Options: --quick (fewer iterations, for a smoke run), --out FILE (also write the JSON there).
  */

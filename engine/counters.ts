@@ -1,22 +1,22 @@
 /**
- * Attribution counters (seed Phase 2.0). Plain numbers: the fast path bumps two per put and one
+ * Attribution counters (the ZNS-Slab allocator's Phase 2.0). Plain numbers: the fast path bumps two per put and one
  * per free; everything else moves on slow paths only. Counters a size class can be blamed for
  * are kept per class (sum them for the store); the rest are store-wide. The zone resets are the
- * storage twins of the seed's madvise counters. Counters are cumulative over the store's life:
+ * storage twins of the allocator's madvise counters. Counters are cumulative over the store's life:
  * the catalog saves them at every commit.
  */
 export interface ClassCounters {
-  /** A put needed a new slab: no current partial slab, or it was full (seed: slow_path_cache_miss). */
+  /** A put needed a new slab: no current partial slab, or it was full (allocator: slow_path_cache_miss). */
   slowPathCacheMiss: number;
-  /** A put refused because its epoch is CLOSING or CLOSED (seed: slow_path_epoch_closed). */
+  /** A put refused because its epoch is CLOSING or CLOSED (allocator: slow_path_epoch_closed). */
   slowPathEpochClosed: number;
   /** A put found no current partial slab for its (epoch, class). */
   currentPartialNull: number;
   /** A put found its current partial slab full. */
   currentPartialFull: number;
-  /** New slabs that took a recycled slab id (the seed's cache hit). */
+  /** New slabs that took a recycled slab id (the allocator's cache hit). */
   slabsRecycled: number;
-  /** New slabs that took a never-used slab id (the seed's overflow: a fresh mmap). */
+  /** New slabs that took a never-used slab id (the allocator's overflow: a fresh mmap). */
   slabsOverflowed: number;
   /** Empty in-memory slabs reused in place under a new generation (kept hot, no new slab). */
   slabsReusedHot: number;

@@ -1,5 +1,5 @@
 /**
- * Epoch domains (seed Phase 3): scoped epoch lifetimes. The seed's RAII wrappers become
+ * Epoch domains (the ZNS-Slab allocator's Phase 3): scoped epoch lifetimes. The allocator's RAII wrappers become
  * `using` (Symbol.dispose); its thread-local implicit domain becomes an AsyncLocalStorage, so
  * `store.put(bytes)` inside `domain.run(fn)` allocates in the domain's epoch across awaits, and
  * concurrent requests never see each other's domain.

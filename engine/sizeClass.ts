@@ -1,5 +1,5 @@
 /**
- * Size classes: the seed's eight small classes (64..768 bytes), then two per power of two
+ * Size classes: the ZNS-Slab allocator's eight small classes (64..768 bytes), then two per power of two
  * (2^k and 1.5 x 2^k) up to 1 MiB, so no object wastes more than a third of its slot.
  * Which classes a store can use also depends on its zones: a slab never spans zones.
  */

@@ -1,5 +1,5 @@
 /**
- * Versioned stats snapshots (seed Phase 2.0): `statsGlobal`, `statsClass`, `statsEpoch`, and
+ * Versioned stats snapshots (the ZNS-Slab allocator's Phase 2.0): `statsGlobal`, `statsClass`, `statsEpoch`, and
  * `statsZones` for the zone inspection tool. A snapshot is plain JSON-ready data and costs
  * O(classes x epochs) (zones: O(zones)), never O(objects): everything it reports is kept up to
  * date incrementally. Bump SLAB_STATS_VERSION on any incompatible change of these shapes.
@@ -12,7 +12,7 @@ import { NO_OWNER, type EngineZone } from './zones.js';
 
 export const SLAB_STATS_VERSION = 1;
 
-/** The seed's public name for the epoch state enum. */
+/** The ZNS-Slab allocator's public name for the epoch state enum. */
 export { EpochState as EpochLifecycleState };
 
 export interface DerivedClassMetrics {

@@ -1,5 +1,5 @@
 /**
- * The four canonical epoch-domain patterns (the seed's examples/domain_usage.c), each a
+ * The four canonical epoch-domain patterns (the ZNS-Slab allocator's examples/domain_usage.c), each a
  * function that runs against a store and returns what it observed. The test suite runs them
  * and checks the observations; `node dist/examples/domain_usage.js [dir]` runs them on a fresh
  * store and prints the observations as JSON.

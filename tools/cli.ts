@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * zns-slab: the command line. `stats` (the seed's stats_dump) and `zones` (the zone inspection
+ * zns-slab: the command line. `stats` (the ZNS-Slab allocator's stats_dump) and `zones` (the zone inspection
  * tool). Machine-readable output on stdout, human text on stderr; exit 0 on success, 1 when the
  * store or device cannot be read (one line on stderr), 2 for a usage error.
  */

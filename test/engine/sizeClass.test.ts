@@ -7,7 +7,7 @@ function linearClass(len: number): number {
 }
 
 describe('size classes', () => {
-  it("starts with the seed's eight classes and reaches 1 MiB", () => {
+  it("starts with the allocator's eight classes and reaches 1 MiB", () => {
     expect(CLASS_SIZES.slice(0, 8)).toEqual([...SMALL_CLASS_SIZES]);
     expect(CLASS_SIZES[CLASS_SIZES.length - 1]).toBe(1024 * 1024);
     for (let i = 1; i < CLASS_SIZES.length; i++) expect(CLASS_SIZES[i]!).toBeGreaterThan(CLASS_SIZES[i - 1]!);
