@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import { type RunResult, runOps, runSeed } from './runner.js';
+import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
 
 /** The seeds CI runs every time (docs/RELIABILITY.md says what they cover). */
@@ -114,12 +115,4 @@ function add(t: { seeds: number; ops: number; crashes: number; faults: number; r
   if (r.failure) t.failures++;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(2);
-    },
-  );
-}
+runAsMain(import.meta.url, main);

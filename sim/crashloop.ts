@@ -18,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CRASH_POINT_NAMES } from '../crashpoints.js';
 import { openStore, ZnsSlabError } from '../index.js';
+import { runAsMain } from './main.js';
 import { Rng, payloadFor } from './rng.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crashChild.js');
@@ -219,12 +220,4 @@ async function main(): Promise<number> {
   return result.failures.length === 0 ? 0 : 1;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  main().then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
-      process.exit(2);
-    },
-  );
-}
+runAsMain(import.meta.url, main);
