@@ -55,6 +55,16 @@ export const ErrorCode = {
   CATALOG_IO: 'ERR_CATALOG_IO',
   /** The filesystem under the catalog or an emulated device is full (ENOSPC, SQLITE_FULL). */
   DISK_FULL: 'ERR_DISK_FULL',
+  /** The catalog belongs to another store than the device's data (a catalog copied or swapped in). Nothing was changed. */
+  CATALOG_MISMATCH: 'ERR_CATALOG_MISMATCH',
+  /** The catalog is older than the device's data (an old copy restored, or its WAL lost). Nothing was changed. */
+  CATALOG_STALE: 'ERR_CATALOG_STALE',
+  /** The device holds a store's data but there is no catalog: run `zns-slab recover`, or open with `overwriteDevice`. */
+  CATALOG_MISSING: 'ERR_CATALOG_MISSING',
+  /** Another store has this device open (in this process or another). */
+  DEVICE_LOCKED: 'ERR_DEVICE_LOCKED',
+  /** The object's zone is damaged or gone (a salvage open serves the rest). */
+  ZONE_LOST: 'ERR_ZONE_LOST',
   /** An internal invariant failed: a bug in zns-slab. Please report it with the message. */
   INTERNAL: 'ERR_INTERNAL',
   /** libzbd (or another native piece) is not installed or cannot be loaded. */

@@ -6,11 +6,20 @@
  * The store holds the database in EXCLUSIVE locking mode for as long as it is open, so a second
  * opener (another process, or another Store in this one) is refused instead of racing.
  */
+import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 
-export const CATALOG_FORMAT_VERSION = 1;
+/** 2: slab images carry a header, slots a store tag; the catalog a store id and commit sequence. */
+export const CATALOG_FORMAT_VERSION = 2;
+
+/**
+ * Bytes kept aside beside the catalog (`<catalog>.reserve`) so that on a full filesystem a
+ * commit can still go through: the one that closes an epoch and so gives space back. Deleted
+ * when a commit fails for space, and made again once a later commit finds room.
+ */
+export const CATALOG_RESERVE_BYTES = 2 * 1024 * 1024;
 
 export type SlabRowState = 'sealed' | 'free' | 'retired';
 export type EpochRowState = 'ACTIVE' | 'CLOSING' | 'CLOSED';
@@ -54,6 +63,12 @@ export interface CatalogMeta {
   nextSlabId: number;
   nextEpochId: number;
   currentEpoch: number;
+  /** The store's identity (32 hex digits), also in every slab image and the device's metadata. */
+  storeId: string;
+  /** Commits so far (every transaction but `initialize` adds one). */
+  commitSequence: number;
+  /** Slab seals so far, as of the last commit. */
+  sealSequence: number;
   /** The engine's counters, as JSON it wrote (opaque here). */
   counters?: string;
 }
@@ -71,7 +86,7 @@ export interface CatalogBatch {
   zonesOwned?: Iterable<ZoneRow>;
   zonesReleased?: Iterable<number>;
   epochs?: Iterable<EpochRow>;
-  meta?: Partial<Pick<CatalogMeta, 'nextSlabId' | 'nextEpochId' | 'currentEpoch' | 'counters'>>;
+  meta?: Partial<Pick<CatalogMeta, 'nextSlabId' | 'nextEpochId' | 'currentEpoch' | 'counters' | 'sealSequence'>>;
 }
 
 const SCHEMA = `
@@ -142,6 +157,10 @@ export class Catalog {
   private readonly setMeta: Database.Statement;
   private readonly commitTx: (batch: CatalogBatch) => void;
   private closed = false;
+  /** The last committed transaction's number (meta 'commit_sequence'). */
+  commitSequence = 0;
+  private readonly reserveFile: string;
+  private reserved = false;
 
   /**
    * Opens (creating if needed) the catalog at `file`. `readonly` opens without taking the
@@ -149,6 +168,7 @@ export class Catalog {
    */
   constructor(file: string, options: { readonly?: boolean; mustExist?: boolean; hooks?: CatalogHooks } = {}) {
     this.file = file;
+    this.reserveFile = `${file}.reserve`;
     const hooks = options.hooks;
     try {
       this.db = new Database(file, { readonly: options.readonly ?? false, fileMustExist: options.mustExist ?? false, timeout: 0 });
@@ -178,7 +198,14 @@ export class Catalog {
       if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
         throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${file} is not a zns-slab catalog: ${(err as Error).message}`, { cause: err });
       }
-      throw err;
+      throw catalogError(err, `cannot open catalog ${file}`);
+    }
+    try {
+      const row = this.db.prepare("SELECT value FROM meta WHERE key = 'commit_sequence'").get() as { value: string } | undefined;
+      this.commitSequence = row === undefined ? 0 : Number(row.value);
+    } catch (err) {
+      this.db.close();
+      throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${file} is not a readable zns-slab catalog: ${(err as Error).message}`, { cause: err });
     }
     if (options.readonly) {
       // Statements that write are never run on a read-only catalog; prepare harmless stand-ins.
@@ -200,6 +227,8 @@ export class Catalog {
     this.upsertEpoch = this.db.prepare(`
       INSERT INTO epochs (id, state, created_at, closing_at, closed_at) VALUES (@id, @state, @createdAt, @closingAt, @closedAt)
       ON CONFLICT(id) DO UPDATE SET state = excluded.state, closing_at = excluded.closing_at, closed_at = excluded.closed_at`);
+    this.reserved = fs.existsSync(this.reserveFile) && fs.statSync(this.reserveFile).size === CATALOG_RESERVE_BYTES;
+    if (!this.reserved) this.makeReserve();
     this.insertZone = this.db.prepare('INSERT OR REPLACE INTO zones (zone, epoch) VALUES (@zone, @epoch)');
     this.deleteZone = this.db.prepare('DELETE FROM zones WHERE zone = ?');
     this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
@@ -216,6 +245,8 @@ export class Catalog {
       if (m.nextEpochId !== undefined) this.setMeta.run('next_epoch_id', String(m.nextEpochId));
       if (m.currentEpoch !== undefined) this.setMeta.run('current_epoch', String(m.currentEpoch));
       if (m.counters !== undefined) this.setMeta.run('counters', m.counters);
+      if (m.sealSequence !== undefined) this.setMeta.run('seal_sequence', String(m.sealSequence));
+      this.setMeta.run('commit_sequence', String(this.commitSequence + 1));
       hooks?.beforeCommit?.(batch);
       crashPoint('catalog.commit');
     });
@@ -223,8 +254,7 @@ export class Catalog {
 
   /** True until `initialize` has run on this catalog. */
   isEmpty(): boolean {
-    const row = this.db.prepare("SELECT value FROM meta WHERE key = 'format_version'").get() as { value: string } | undefined;
-    return row === undefined;
+    return this.read('read', () => this.db.prepare("SELECT value FROM meta WHERE key = 'format_version'").get() === undefined);
   }
 
   initialize(meta: CatalogMeta, firstEpoch: EpochRow): void {
@@ -237,12 +267,16 @@ export class Catalog {
       this.setMeta.run('next_slab_id', String(meta.nextSlabId));
       this.setMeta.run('next_epoch_id', String(meta.nextEpochId));
       this.setMeta.run('current_epoch', String(meta.currentEpoch));
+      this.setMeta.run('store_id', meta.storeId);
+      this.setMeta.run('commit_sequence', String(meta.commitSequence));
+      this.setMeta.run('seal_sequence', String(meta.sealSequence));
       this.upsertEpoch.run(firstEpoch);
     })();
+    this.commitSequence = meta.commitSequence;
   }
 
   readMeta(): CatalogMeta {
-    const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[];
+    const rows = this.read('read meta', () => this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[]);
     const m = new Map(rows.map((r) => [r.key, r.value]));
     const need = (key: string): string => {
       const v = m.get(key);
@@ -255,20 +289,23 @@ export class Catalog {
     }
     return {
       formatVersion,
-      geometry: JSON.parse(need('geometry')) as Record<string, number>,
+      geometry: this.read('parse geometry', () => JSON.parse(need('geometry')) as Record<string, number>),
       deviceKind: need('device_kind'),
       devicePath: need('device_path'),
       createdAt: Number(need('created_at')),
       nextSlabId: Number(need('next_slab_id')),
       nextEpochId: Number(need('next_epoch_id')),
       currentEpoch: Number(need('current_epoch')),
+      storeId: need('store_id'),
+      commitSequence: Number(need('commit_sequence')),
+      sealSequence: Number(need('seal_sequence')),
       ...(m.has('counters') ? { counters: m.get('counters')! } : {}),
     };
   }
 
   *slabs(): IterableIterator<SlabRow> {
-    const stmt = this.db.prepare('SELECT * FROM slabs ORDER BY slab_id');
-    for (const r of stmt.iterate() as IterableIterator<RawSlabRow>) {
+    const all = this.read('read slabs', () => this.db.prepare('SELECT * FROM slabs ORDER BY slab_id').all() as RawSlabRow[]);
+    for (const r of all) {
       yield {
         slabId: r.slab_id,
         generation: r.generation,
@@ -288,7 +325,7 @@ export class Catalog {
 
   epochs(options: { includeClosed?: boolean } = {}): EpochRow[] {
     const sql = options.includeClosed ? 'SELECT * FROM epochs ORDER BY id' : "SELECT * FROM epochs WHERE state <> 'CLOSED' ORDER BY id";
-    return (this.db.prepare(sql).all() as RawEpochRow[]).map((r) => ({
+    return this.read('read epochs', () => this.db.prepare(sql).all() as RawEpochRow[]).map((r) => ({
       id: r.id,
       state: r.state,
       createdAt: r.created_at,
@@ -298,7 +335,7 @@ export class Catalog {
   }
 
   zones(): ZoneRow[] {
-    return this.db.prepare('SELECT zone, epoch FROM zones ORDER BY zone').all() as ZoneRow[];
+    return this.read('read zones', () => this.db.prepare('SELECT zone, epoch FROM zones ORDER BY zone').all() as ZoneRow[]);
   }
 
   /**
@@ -310,8 +347,39 @@ export class Catalog {
     try {
       this.commitTx(batch);
     } catch (err) {
-      throw catalogError(err, `commit to catalog ${this.file} failed`);
+      const coded = catalogError(err, `commit to catalog ${this.file} failed`);
+      // Out of space: give up the reserve and try once more (this commit may be the one that frees space).
+      if (coded.code !== ErrorCode.DISK_FULL || !this.releaseReserve()) throw coded;
+      try {
+        this.commitTx(batch);
+      } catch (again) {
+        throw catalogError(again, `commit to catalog ${this.file} failed, even after releasing its ${CATALOG_RESERVE_BYTES}-byte reserve`);
+      }
     }
+    this.commitSequence++;
+    if (!this.reserved) this.makeReserve();
+  }
+
+  /** Sets the reserve aside if there is room (never an error: without room it waits for a later commit). */
+  makeReserve(): void {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.reserveFile, 'w');
+      fs.writeSync(fd, Buffer.alloc(CATALOG_RESERVE_BYTES));
+      fs.fsyncSync(fd);
+      this.reserved = true;
+    } catch {
+      fs.rmSync(this.reserveFile, { force: true });
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+  }
+
+  private releaseReserve(): boolean {
+    if (!fs.existsSync(this.reserveFile)) return false;
+    fs.rmSync(this.reserveFile, { force: true });
+    this.reserved = false;
+    return true;
   }
 
   close(): void {
@@ -322,6 +390,20 @@ export class Catalog {
 
   private checkOpen(): void {
     if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `catalog ${this.file} is closed`);
+  }
+
+  /** A read, with SQLite's errors (a corrupt page, bad JSON) as the package's. */
+  private read<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ZnsSlabError) throw err;
+      const code = (err as { code?: string }).code;
+      if (code === 'SQLITE_CORRUPT' || code === 'SQLITE_NOTADB' || err instanceof SyntaxError) {
+        throw new ZnsSlabError(ErrorCode.INVALID_STORE, `catalog ${this.file} is damaged (${what}): ${(err as Error).message}`, { cause: err });
+      }
+      throw catalogError(err, `catalog ${this.file}: ${what}`);
+    }
   }
 }
 

@@ -27,6 +27,7 @@ export interface WriterSource {
   zoneOwner(zone: number): number;
   currentEpoch(): Epoch;
   nextEpochId(): number;
+  sealSequence(): number;
   counters(): string;
 }
 
@@ -109,7 +110,7 @@ export class CatalogWriter implements ZoneCatalogView {
       slabs.push(src.registry.rowFor(id, persistent));
     }
     const counters = src.counters();
-    const meta = { currentEpoch: current.id, nextEpochId: src.nextEpochId(), counters };
+    const meta = { currentEpoch: current.id, nextEpochId: src.nextEpochId(), sealSequence: src.sealSequence(), counters };
     const metaKey = JSON.stringify(meta);
     if (slabs.length === 0 && zonesOwned.length === 0 && zonesReleased.length === 0 && epochs.size === 0 && metaKey === this.lastMeta) return;
     const epochRows = [...epochs.values()].map(epochRow);

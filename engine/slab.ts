@@ -5,14 +5,17 @@
  * pointer and never written again (zones are append-only). Its slots are therefore written
  * at most once per generation; a slab id is reused only under a new generation.
  *
- * Slot layout (device and memory alike), `stride` bytes per slot:
+ * Layout (device and memory alike): a SLAB_HEADER_BYTES header (engine/slabHeader.ts, written
+ * at seal), then `stride` bytes per slot:
  *   u32 length | u32 crc32(identity || payload) | payload | zero padding
- * The identity (slab id, generation, slot, class) is in the checksum, so bytes read from the
- * wrong place, or from an older life of this slab, fail it instead of being returned.
+ * The identity (store tag, slab id, generation, slot, class) is in the checksum, so bytes read
+ * from the wrong place, from an older life of this slab, or from another store fail it instead
+ * of being returned.
  */
 import zlib from 'node:zlib';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { SLOT_HEADER_BYTES, type SizeClass } from './sizeClass.js';
+import { SLAB_HEADER_BYTES, writeSlabHeader } from './slabHeader.js';
 
 export const enum SlabState {
   OPEN = 1,
@@ -24,14 +27,22 @@ const INITIAL_BUFFER_SLOTS = 4;
 const MIN_BUFFER_BYTES = 512;
 const BITMAP_WORDS = 8; // 256 bits
 
-const identity = Buffer.alloc(12);
+const identity = Buffer.alloc(16);
 
-function checksum(slabId: number, generation: number, slot: number, sizeClass: number, payload: Uint8Array): number {
-  identity.writeUInt32LE(slabId, 0);
-  identity.writeUInt32LE(generation, 4);
-  identity.writeUInt16LE(slot, 8);
-  identity.writeUInt16LE(sizeClass, 10);
+function checksum(storeTag: number, slabId: number, generation: number, slot: number, sizeClass: number, payload: Uint8Array): number {
+  identity.writeUInt32LE(storeTag, 0);
+  identity.writeUInt32LE(slabId, 4);
+  identity.writeUInt32LE(generation, 8);
+  identity.writeUInt16LE(slot, 12);
+  identity.writeUInt16LE(sizeClass, 14);
   return zlib.crc32(payload, zlib.crc32(identity));
+}
+
+/** What a seal writes into the slab's header besides the slab's own fields. */
+export interface SealStamp {
+  storeId: Buffer;
+  sealSequence: number;
+  commitSequence: number;
 }
 
 export class Slab {
@@ -39,6 +50,8 @@ export class Slab {
   generation: number;
   readonly cls: SizeClass;
   readonly epoch: number;
+  /** Four bytes of the store id, in every slot's checksum. */
+  readonly storeTag: number;
   state: SlabState;
   /** Slots handed out in this generation; slot indexes are never reused within it. */
   slotCount = 0;
@@ -51,14 +64,15 @@ export class Slab {
   offset = -1;
   length = 0;
 
-  constructor(id: number, generation: number, cls: SizeClass, epoch: number) {
+  constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number) {
     this.id = id;
     this.generation = generation;
     this.cls = cls;
     this.epoch = epoch;
+    this.storeTag = storeTag;
     this.state = SlabState.OPEN;
-    // Uninitialised is safe: append writes every byte of a slot, sealImage zeroes the tail.
-    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(MIN_BUFFER_BYTES, INITIAL_BUFFER_SLOTS * cls.stride), cls.slabBytes));
+    // Uninitialised is safe: append writes every byte of a slot, sealImage writes the header and zeroes the tail.
+    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(MIN_BUFFER_BYTES, SLAB_HEADER_BYTES + INITIAL_BUFFER_SLOTS * cls.stride), cls.slabBytes));
   }
 
   static sealed(
@@ -66,9 +80,10 @@ export class Slab {
     generation: number,
     cls: SizeClass,
     epoch: number,
+    storeTag: number,
     where: { zone: number; offset: number; length: number; slotCount: number; live: Uint8Array },
   ): Slab {
-    const slab = new Slab(id, generation, cls, epoch);
+    const slab = new Slab(id, generation, cls, epoch, storeTag);
     slab.buffer = undefined;
     slab.state = SlabState.SEALED;
     slab.zone = where.zone;
@@ -83,22 +98,25 @@ export class Slab {
     return this.slotCount === this.cls.slotsPerSlab;
   }
 
-  /** Writes `payload` into the next slot; returns the slot index. OPEN slabs only. */
-  append(payload: Uint8Array): number {
+  /**
+   * Writes `payload` into the next slot; returns the slot index. OPEN slabs only. `length` is
+   * the payload's real byte length (the caller read it from the intrinsic, not a getter).
+   */
+  append(payload: Uint8Array, length: number): number {
     assert(this.state === SlabState.OPEN && this.buffer !== undefined, 'append to an open slab');
     assert(this.slotCount < this.cls.slotsPerSlab, 'slot within the slab');
-    assert(payload.length <= this.cls.size, 'payload fits the class');
+    assert(length <= this.cls.size, 'payload fits the class');
     const slot = this.slotCount;
     const stride = this.cls.stride;
-    const end = (slot + 1) * stride;
+    const at = SLAB_HEADER_BYTES + slot * stride;
+    const end = at + stride;
     if (end > this.buffer.length) this.grow(end);
     const buf = this.buffer!;
-    const at = slot * stride;
-    buf.writeUInt32LE(payload.length, at);
-    buf.writeUInt32LE(checksum(this.id, this.generation, slot, this.cls.index, payload), at + 4);
+    buf.writeUInt32LE(length, at);
+    buf.writeUInt32LE(checksum(this.storeTag, this.id, this.generation, slot, this.cls.index, payload), at + 4);
     buf.set(payload, at + SLOT_HEADER_BYTES);
     // A hot slab reuses its buffer: clear what an older generation left in the padding.
-    buf.fill(0, at + SLOT_HEADER_BYTES + payload.length, end);
+    buf.fill(0, at + SLOT_HEADER_BYTES + length, end);
     this.slotCount = slot + 1;
     this.live[slot >>> 5]! |= 1 << (slot & 31);
     this.liveCount++;
@@ -118,22 +136,36 @@ export class Slab {
   /** OPEN only: a copy of the slot's payload (the caller may keep or change it). */
   readFromMemory(slot: number): Buffer {
     assert(this.buffer !== undefined, 'slab has its buffer');
-    return decodeSlot(this.buffer.subarray(slot * this.cls.stride, (slot + 1) * this.cls.stride), this.id, this.generation, slot, this.cls);
+    const at = SLAB_HEADER_BYTES + slot * this.cls.stride;
+    return decodeSlot(this.buffer.subarray(at, at + this.cls.stride), this.storeTag, this.id, this.generation, slot, this.cls);
   }
 
   /** Device offset of a slot relative to the zone start. SEALED only. */
   slotOffset(slot: number): number {
-    return this.offset + slot * this.cls.stride;
+    return this.offset + SLAB_HEADER_BYTES + slot * this.cls.stride;
   }
 
-  /** The bytes to append to the device: the written slots, rounded up to `blockSize`. */
-  sealImage(blockSize: number): Buffer {
+  /** The bytes to append to the device: the header and the written slots, rounded up to `blockSize`. */
+  sealImage(blockSize: number, stamp: SealStamp): Buffer {
     assert(this.buffer !== undefined && this.slotCount > 0, 'seal a non-empty open slab');
-    const used = this.slotCount * this.cls.stride;
-    const length = Math.ceil(used / blockSize) * blockSize;
-    if (length > this.buffer.length) this.grow(length);
-    this.buffer!.fill(0, used, length);
-    return this.buffer!.subarray(0, length);
+    const used = sealedBytes(this.slotCount, this.cls.stride, blockSize);
+    const end = SLAB_HEADER_BYTES + this.slotCount * this.cls.stride;
+    if (used > this.buffer.length) this.grow(used);
+    const buf = this.buffer!;
+    buf.fill(0, end, used);
+    writeSlabHeader(buf, {
+      storeId: stamp.storeId,
+      slabId: this.id,
+      generation: this.generation,
+      epoch: this.epoch,
+      sealSequence: stamp.sealSequence,
+      commitSequence: stamp.commitSequence,
+      sizeClass: this.cls.index,
+      slotCount: this.slotCount,
+      imageBytes: used,
+      live: this.bitmapBytes(),
+    });
+    return buf.subarray(0, used);
   }
 
   markSealed(zone: number, offset: number, length: number): void {
@@ -179,7 +211,7 @@ export class Slab {
  * `owned` says `bytes` is a private buffer the caller may keep a view of.
  * Anything that does not check out is ERR_CHECKSUM: never returned as data.
  */
-export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number, slot: number, cls: SizeClass, owned = false): Buffer {
+export function decodeSlot(bytes: Uint8Array, storeTag: number, slabId: number, generation: number, slot: number, cls: SizeClass, owned = false): Buffer {
   const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (view.length < SLOT_HEADER_BYTES) {
     throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId}: short read`);
@@ -190,8 +222,13 @@ export function decodeSlot(bytes: Uint8Array, slabId: number, generation: number
   }
   const payload = view.subarray(SLOT_HEADER_BYTES, SLOT_HEADER_BYTES + length);
   const expected = view.readUInt32LE(4);
-  if (checksum(slabId, generation, slot, cls.index, payload) !== expected) {
+  if (checksum(storeTag, slabId, generation, slot, cls.index, payload) !== expected) {
     throw new ZnsSlabError(ErrorCode.CHECKSUM, `slot ${slot} of slab ${slabId} (generation ${generation}) fails its checksum`);
   }
   return owned ? payload : Buffer.from(payload);
+}
+
+/** Device bytes of a sealed slab of `slotCount` slots: header and slots, rounded up to the block. */
+export function sealedBytes(slotCount: number, stride: number, blockSize: number): number {
+  return Math.ceil((SLAB_HEADER_BYTES + slotCount * stride) / blockSize) * blockSize;
 }

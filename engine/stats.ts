@@ -8,6 +8,7 @@ import { type DeviceGeometry, type ZonedDevice, ZONE_CONDITION_NAMES, ZONE_TYPE_
 import { type ClassCounters, type StoreCounters, sumClassCounters } from './counters.js';
 import { type Epoch, EpochState } from './epoch.js';
 import type { SizeClass } from './sizeClass.js';
+import { sealedBytes } from './slab.js';
 import { NO_OWNER, type EngineZone } from './zones.js';
 
 export const SLAB_STATS_VERSION = 1;
@@ -109,6 +110,8 @@ export interface ZoneStats {
   slabs: number;
   liveBytes: number;
   deadBytes: number;
+  /** A salvage open found this zone missing, truncated or unreadable: its objects give ERR_ZONE_LOST. */
+  damaged: boolean;
 }
 
 /** What the store lends the snapshot builders (read only). */
@@ -121,6 +124,7 @@ export interface StatsSource {
   epochCurrent: number;
   zones: readonly EngineZone[];
   zonesOf(epoch: number): ReadonlySet<number>;
+  damaged: ReadonlySet<number>;
   zoneCounts: { free: number; active: number; open: number };
   storeCounters: StoreCounters;
   classCounters: readonly ClassCounters[];
@@ -139,7 +143,7 @@ function allocated(c: ClassCounters): number {
 function openBytes(epoch: Epoch, cls: SizeClass, blockSize: number): number {
   const slab = epoch.openSlabs[cls.index];
   if (slab === undefined || slab.slotCount === 0) return 0;
-  return Math.ceil((slab.slotCount * cls.stride) / blockSize) * blockSize;
+  return sealedBytes(slab.slotCount, cls.stride, blockSize);
 }
 
 export function epochStats(src: StatsSource, epoch: Epoch): EpochStats {
@@ -276,6 +280,7 @@ export function zoneStats(report: readonly Zone[], src?: StatsSource): ZoneStats
       slabs: engine?.slabs.size ?? 0,
       liveBytes: engine?.liveBytes ?? 0,
       deadBytes: owned ? dataBytes - engine.liveBytes : 0,
+      damaged: src?.damaged.has(z.index) ?? false,
     };
   });
 }

@@ -9,20 +9,23 @@
  * the catalog commits anything that points at them.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
+import { types as utilTypes } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
 import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { CATALOG_FORMAT_VERSION, Catalog, type CatalogHooks, type CatalogMeta } from '../catalog/catalog.js';
-import type { DeviceGeometry, ZonedDevice } from '../zns/device.js';
+import { type DeviceGeometry, type ZonedDevice, ZoneCondition } from '../zns/device.js';
 import { sameGeometry } from '../zns/emulated.js';
 import { openZonedDevice } from '../zns/open.js';
+import { fsError, isEmulatedDevice } from '../zns/emulated.js';
 import { type ClassCounters, type SavedCounters, type StoreCounters, newClassCounters, newStoreCounters, restoreCounters } from './counters.js';
 import { type DomainHost, EpochDomain } from './domain.js';
 import { Epoch, EpochState } from './epoch.js';
 import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
 import { CatalogWriter } from './catalogWriter.js';
-import { restoreSlabs } from './recovery.js';
+import { checkDevice, restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
 import { Slab, SlabState, decodeSlot } from './slab.js';
@@ -46,6 +49,63 @@ export interface StoreOptions {
    * ERR_STORE_LOCKED), nothing is reset or repaired, and every write is ERR_READ_ONLY.
    */
   readOnly?: boolean;
+  /**
+   * Open read-only even when zones are missing, truncated or unreadable: objects in healthy
+   * zones are served, the others give ERR_ZONE_LOST, and `statsZones()` marks the damaged
+   * zones. For getting data out of a damaged store.
+   */
+  salvage?: boolean;
+  /**
+   * Create a new store even though the device holds data and there is no catalog: every zone
+   * is reset. Without it, that case is ERR_CATALOG_MISSING (run `zns-slab recover` instead).
+   */
+  overwriteDevice?: boolean;
+}
+
+const STORE_OPTION_KEYS: readonly string[] = ['device', 'geometry', 'readOnly', 'salvage', 'overwriteDevice'];
+const GEOMETRY_KEYS: readonly string[] = ['zoneCount', 'zoneSize', 'zoneCapacity', 'logicalBlockSize', 'maxOpenZones', 'maxActiveZones'];
+const DEVICE_METHODS: readonly string[] = ['reportZones', 'read', 'write', 'resetZone', 'openZone', 'closeZone', 'finishZone', 'flush', 'close'];
+/** Bytes of a store id. */
+const STORE_ID_BYTES = 16;
+
+/** Refuses, by name, options of the wrong shape: unknown keys, wrong types. */
+function checkStoreOptions(options: unknown): StoreOptions {
+  if (options === undefined) return {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options must be an object, got ${describe(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!STORE_OPTION_KEYS.includes(key)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: unknown option '${key}' (options are ${STORE_OPTION_KEYS.join(', ')})`);
+  }
+  const d = o.device;
+  if (d !== undefined && !(typeof d === 'string' && d.length > 0)) {
+    const dev = d as Record<string, unknown> | null;
+    const ok = typeof dev === 'object' && dev !== null && typeof dev.geometry === 'object' && DEVICE_METHODS.every((m) => typeof dev[m] === 'function');
+    if (!ok) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.device must be a device path or a ZonedDevice, got ${describe(d)}`);
+  }
+  const g = o.geometry;
+  if (g !== undefined) {
+    if (typeof g !== 'object' || g === null || Array.isArray(g)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.geometry must be an object, got ${describe(g)}`);
+    for (const [key, value] of Object.entries(g)) {
+      if (!GEOMETRY_KEYS.includes(key)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: unknown geometry field options.geometry.${key} (fields are ${GEOMETRY_KEYS.join(', ')})`);
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+        throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.geometry.${key} must be a non-negative integer, got ${describe(value)}`);
+      }
+    }
+  }
+  for (const key of ['readOnly', 'salvage', 'overwriteDevice'] as const) {
+    if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.${key} must be a boolean, got ${describe(o[key])}`);
+  }
+  if (o.salvage === true && o.readOnly === false) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore: options.salvage opens read-only; it cannot go with readOnly: false');
+  return o as StoreOptions;
+}
+
+/** Does the device hold anything (a written zone, or an owner recorded)? */
+function deviceHoldsData(device: ZonedDevice): number {
+  let written = 0;
+  for (const z of device.reportZones()) if (z.condition !== ZoneCondition.EMPTY && z.condition !== ZoneCondition.OFFLINE && z.condition !== ZoneCondition.READ_ONLY) written++;
+  return written;
 }
 
 export interface PutOptions {
@@ -72,6 +132,14 @@ export class Store implements Disposable, DomainHost {
   private readonly blockSize: number;
   private readonly readOnly: boolean;
   private readonly writer: CatalogWriter;
+  /** The store's identity: 32 hex digits, also in every slab image and the device's metadata. */
+  readonly storeId: string;
+  private readonly storeIdBytes: Buffer;
+  /** Four bytes of the id, in every slot's checksum. */
+  private readonly storeTag: number;
+  private sealSequence: number;
+  /** Zones a salvage open found damaged: their objects give ERR_ZONE_LOST. */
+  private readonly damaged: ReadonlySet<number>;
   private current: Epoch;
   private nextEpochId: number;
   /** Set by the first domain: until then put never looks up an implicit domain. */
@@ -79,7 +147,7 @@ export class Store implements Disposable, DomainHost {
   private closed = false;
 
   /** Use `openStore`. */
-  constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false) {
+  constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false, salvage = false) {
     this.path = dir;
     this.catalog = catalog;
     this.device = device;
@@ -89,8 +157,12 @@ export class Store implements Disposable, DomainHost {
     this.sizeClasses = new SizeClassTable(g.zoneCapacity, g.logicalBlockSize);
     this.classCounters = this.sizeClasses.classes.map(() => newClassCounters());
     const meta = catalog.readMeta();
-    if (meta.counters !== undefined) restoreCounters(JSON.parse(meta.counters) as SavedCounters, this.storeCounters, this.classCounters);
+    if (meta.counters !== undefined) restoreCounters(parseCounters(meta.counters), this.storeCounters, this.classCounters);
     this.registry = new SlabRegistry(meta.nextSlabId);
+    this.storeId = meta.storeId;
+    this.storeIdBytes = Buffer.from(meta.storeId, 'hex');
+    this.storeTag = this.storeIdBytes.readUInt32LE(0);
+    this.sealSequence = meta.sealSequence;
 
     let maxEpoch = 0;
     const epochRows = catalog.epochs({ includeClosed: true });
@@ -112,8 +184,12 @@ export class Store implements Disposable, DomainHost {
       if (this.epochs.has(epoch)) owners.set(zone, epoch);
       else orphaned.push(zone);
     }
-    this.zones.load(device.reportZones(), owners, readOnly);
-    restoreSlabs(catalog.slabs(), { registry: this.registry, epochs: this.epochs, zones: this.zones, sizeClasses: this.sizeClasses });
+    const report = device.reportZones();
+    const slabRows = [...catalog.slabs()];
+    // Before anything is reset: is this device's data this catalog's, and not newer than it?
+    this.damaged = checkDevice(device, report, { storeId: meta.storeId, commitSequence: catalog.commitSequence }, slabRows, salvage);
+    this.zones.load(report, owners, readOnly);
+    restoreSlabs(slabRows, { registry: this.registry, epochs: this.epochs, zones: this.zones, sizeClasses: this.sizeClasses, storeTag: this.storeTag, damaged: this.damaged });
     this.zones.chooseHeads(readOnly);
 
     const current = this.epochs.get(meta.currentEpoch);
@@ -125,6 +201,7 @@ export class Store implements Disposable, DomainHost {
       zoneOwner: (zone) => self.zones.zones[zone]!.owner,
       currentEpoch: () => self.current,
       nextEpochId: () => self.nextEpochId,
+      sealSequence: () => self.sealSequence,
       counters: () => self.savedCounters(),
     });
     if (readOnly) return;
@@ -139,10 +216,9 @@ export class Store implements Disposable, DomainHost {
   /** Stores `bytes` (copied) in an epoch; returns its handle. Readable at once, durable after `flush()`. */
   put(bytes: Uint8Array, options?: PutOptions): bigint {
     this.checkWritable();
-    if (!(bytes instanceof Uint8Array)) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `put takes a Buffer or Uint8Array, got ${describe(bytes)}`);
-    }
-    const classIndex = this.sizeClasses.classFor(bytes.length);
+    // The real length from the typed array itself: a subclass's `length` getter may lie.
+    const length = byteLengthOf(bytes);
+    const classIndex = this.sizeClasses.classFor(length);
     let epoch = this.current;
     if (options?.epoch !== undefined) epoch = this.epochForPut(options.epoch, classIndex);
     else if (this.domainsInUse) {
@@ -151,10 +227,10 @@ export class Store implements Disposable, DomainHost {
     }
     let slab = epoch.openSlabs[classIndex];
     if (slab === undefined || slab.isFull) slab = this.nextSlab(epoch, classIndex, slab);
-    const slot = slab.append(bytes);
+    const slot = slab.append(bytes, length);
     const counters = this.classCounters[classIndex]!;
     counters.puts++;
-    counters.userBytesPut += bytes.length;
+    counters.userBytesPut += length;
     epoch.objectPut(classIndex);
     return encodeHandle(slab.id, slab.generation, slot, classIndex);
   }
@@ -166,8 +242,11 @@ export class Store implements Disposable, DomainHost {
     this.storeCounters.gets++;
     if (slab.state === SlabState.OPEN) return slab.readFromMemory(slot);
     const zone = this.zones.zones[slab.zone]!;
+    if (this.damaged.size > 0 && this.damaged.has(zone.index)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_LOST, `zone ${zone.index}, which holds slab ${slab.id}, is damaged (see statsZones())`);
+    }
     const bytes = this.device.read(zone.start + slab.slotOffset(slot), slab.cls.stride);
-    return decodeSlot(bytes, slab.id, slab.generation, slot, slab.cls, true);
+    return decodeSlot(bytes, slab.storeTag, slab.id, slab.generation, slot, slab.cls, true);
   }
 
   /** Frees the object. Its handle (and any copy of it) goes stale at once. */
@@ -421,7 +500,7 @@ export class Store implements Disposable, DomainHost {
     const { slabId, generation } = this.registry.acquire();
     if (generation > 0) counters.slabsRecycled++;
     else counters.slabsOverflowed++;
-    const slab = new Slab(slabId, generation, this.sizeClasses.classes[classIndex]!, epoch.id);
+    const slab = new Slab(slabId, generation, this.sizeClasses.classes[classIndex]!, epoch.id, this.storeTag);
     this.registry.attach(slab);
     epoch.addSlab(slab);
     epoch.openSlabs[classIndex] = slab;
@@ -450,8 +529,9 @@ export class Store implements Disposable, DomainHost {
       this.drop(epoch, slab);
       return;
     }
-    const image = slab.sealImage(this.blockSize);
+    const image = slab.sealImage(this.blockSize, { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence });
     const { zone, offset } = this.zones.append(epoch.id, image);
+    this.sealSequence++;
     slab.markSealed(zone, offset, image.length);
     epoch.slabSealed(slab);
     this.zones.placeSlab(slab);
@@ -558,6 +638,7 @@ export class Store implements Disposable, DomainHost {
       epochCurrent: this.current.id,
       zones: this.zones.zones,
       zonesOf: (epoch) => this.zones.zonesOf(epoch),
+      damaged: this.damaged,
       zoneCounts: { free: this.zones.freeZoneCount(), active: this.zones.activeZones, open: this.zones.openZones },
       storeCounters: this.storeCounters,
       classCounters: this.classCounters,
@@ -571,6 +652,24 @@ function checkEpochId(epochId: unknown): asserts epochId is number {
   }
 }
 
+const typedArrayByteLength = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype) as object, 'byteLength')!.get!;
+
+/** A Uint8Array's (or Buffer's) true byte length, from the intrinsic getter; anything else is refused by name. */
+function byteLengthOf(bytes: unknown): number {
+  if (!utilTypes.isUint8Array(bytes)) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `put: bytes must be a Buffer or Uint8Array, got ${describe(bytes)}`);
+  }
+  return typedArrayByteLength.call(bytes) as number;
+}
+
+function parseCounters(json: string): SavedCounters {
+  try {
+    return JSON.parse(json) as SavedCounters;
+  } catch (err) {
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `the catalog's saved counters are not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'object') return (value as object).constructor?.name ?? 'object';
@@ -578,7 +677,7 @@ function describe(value: unknown): string {
 }
 
 /** Relative when inside the store, so a store folder can be moved as a whole. */
-function storeRelative(dir: string, target: string): string {
+export function storeRelative(dir: string, target: string): string {
   const rel = path.relative(path.resolve(dir), path.resolve(target));
   return rel.startsWith('..') || path.isAbsolute(rel) ? path.resolve(target) : rel;
 }
@@ -595,23 +694,58 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
  * @internal `openStore` with fault-injection hooks on the catalog (the simulator's). Not part
  * of the package's API.
  */
-export function openStoreWith(dir: string, options: StoreOptions, internal: { catalogHooks?: CatalogHooks }): Store {
+export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: { catalogHooks?: CatalogHooks }): Store {
   if (typeof dir !== 'string' || dir.length === 0) {
-    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore takes a folder path');
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: dir must be a folder path, got ${describe(dir)}`);
   }
-  const readOnly = options.readOnly ?? false;
+  const options = checkStoreOptions(rawOptions);
+  const salvage = options.salvage ?? false;
+  const readOnly = (options.readOnly ?? false) || salvage;
   const catalogFile = path.join(dir, CATALOG_FILE);
-  if (readOnly && !fs.existsSync(catalogFile)) {
-    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} is not a zns-slab store (no ${CATALOG_FILE})`);
+  const defaultDevice = path.join(dir, DEFAULT_DEVICE_DIR);
+  let stat: fs.Stats | undefined;
+  try {
+    stat = fs.statSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw fsError(err, `openStore: ${dir}`);
   }
-  if (!readOnly) fs.mkdirSync(dir, { recursive: true });
+  if (stat !== undefined && !stat.isDirectory()) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `openStore: ${dir} is a file, not a store folder`);
+  const catalogExisted = fs.existsSync(catalogFile);
+  if (readOnly && !catalogExisted) {
+    if (typeof options.device !== 'object' && isEmulatedDevice(typeof options.device === 'string' ? options.device : defaultDevice)) {
+      throw new ZnsSlabError(ErrorCode.CATALOG_MISSING, `${dir} has a device but no ${CATALOG_FILE}: run 'zns-slab recover ${dir}' to rebuild it`);
+    }
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, stat === undefined ? `${dir} does not exist` : `${dir} is not a zns-slab store (no ${CATALOG_FILE})`);
+  }
+  if (!readOnly) {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST' || code === 'ENOTDIR') throw new ZnsSlabError(ErrorCode.INVALID_STORE, `openStore: ${dir} (or a folder above it) is a file`, { cause: err });
+      throw fsError(err, `openStore: creating ${dir}`);
+    }
+  }
   const catalog = new Catalog(catalogFile, { readonly: readOnly, mustExist: readOnly, ...(internal.catalogHooks ? { hooks: internal.catalogHooks } : {}) });
   let device: ZonedDevice | undefined = typeof options.device === 'object' ? options.device : undefined;
+  let created = false;
   try {
     if (catalog.isEmpty()) {
       if (readOnly) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} holds an empty catalog, not a zns-slab store`);
-      const target = typeof options.device === 'string' ? options.device : path.join(dir, DEFAULT_DEVICE_DIR);
-      device ??= openZonedDevice(target, { create: true, ...(options.geometry ? { geometry: options.geometry } : {}) });
+      const target = typeof options.device === 'string' ? options.device : defaultDevice;
+      device ??= openZonedDevice(target, { create: true, exclusive: true, ...(options.geometry ? { geometry: options.geometry } : {}) });
+      const written = deviceHoldsData(device);
+      if (written > 0 || device.owner !== undefined) {
+        if (options.overwriteDevice !== true) {
+          throw new ZnsSlabError(
+            ErrorCode.CATALOG_MISSING,
+            `device ${device.path} holds a store's data (${written} zones written${device.owner ? `, store ${device.owner}` : ''}) but ${dir} has no catalog: ` +
+              `run 'zns-slab recover ${dir}' to rebuild it, or open with { overwriteDevice: true } to start a new store there (every zone is reset)`,
+          );
+        }
+        for (const z of device.reportZones()) if (z.condition !== ZoneCondition.EMPTY && z.condition !== ZoneCondition.OFFLINE && z.condition !== ZoneCondition.READ_ONLY) device.resetZone(z.index);
+      }
+      const storeId = randomBytes(STORE_ID_BYTES).toString('hex');
       const meta: CatalogMeta = {
         formatVersion: CATALOG_FORMAT_VERSION,
         geometry: { ...device.geometry },
@@ -621,8 +755,15 @@ export function openStoreWith(dir: string, options: StoreOptions, internal: { ca
         nextSlabId: FIRST_SLAB_ID,
         nextEpochId: FIRST_EPOCH + 1,
         currentEpoch: FIRST_EPOCH,
+        storeId,
+        commitSequence: 0,
+        sealSequence: 0,
       };
+      // The device names its owner first: a crash between the two leaves a device that says
+      // it is owned and no catalog, which the next open refuses rather than silently reuses.
+      device.setOwner?.(storeId);
       catalog.initialize(meta, { id: FIRST_EPOCH, state: 'ACTIVE', createdAt: meta.createdAt, closingAt: null, closedAt: null });
+      created = true;
     } else {
       const meta = catalog.readMeta();
       const recorded = meta.geometry as unknown as DeviceGeometry;
@@ -633,18 +774,30 @@ export function openStoreWith(dir: string, options: StoreOptions, internal: { ca
         );
       }
       const target = typeof options.device === 'string' ? options.device : path.resolve(dir, meta.devicePath);
-      device ??= openZonedDevice(target);
+      device ??= openZonedDevice(target, { exclusive: !readOnly });
       if (!sameGeometry(device.geometry, recorded)) {
         throw new ZnsSlabError(
           ErrorCode.GEOMETRY_MISMATCH,
           `device ${device.path} has geometry ${JSON.stringify(device.geometry)}; the store was made with ${JSON.stringify(recorded)}`,
         );
       }
+      if (device.owner !== undefined && device.owner !== meta.storeId) {
+        throw new ZnsSlabError(
+          ErrorCode.CATALOG_MISMATCH,
+          `device ${device.path} belongs to store ${device.owner}; the catalog in ${dir} is store ${meta.storeId}: catalogs were swapped or copied (nothing was changed)`,
+        );
+      }
     }
-    return new Store(dir, catalog, device, readOnly);
+    return new Store(dir, catalog, device, readOnly, salvage);
   } catch (err) {
     catalog.close();
-    device?.close();
+    try {
+      device?.close();
+    } catch {
+      // the first error is the one to report
+    }
+    // A catalog file this call created for a store it then refused to make is not left behind.
+    if (!catalogExisted && !created) for (const f of [catalogFile, `${catalogFile}-wal`, `${catalogFile}-shm`, `${catalogFile}.reserve`]) fs.rmSync(f, { force: true });
     throw err;
   }
 }

@@ -241,6 +241,9 @@ export function errnoName(errno: number): string {
  * Opens a zoned block device with libzbd. Refuses (instead of letting libzbd write past its
  * fd table) when the process already holds ZBD_FD_MAX - 1 descriptors.
  */
+/** Linux's EBUSY: an O_EXCL open of a block device someone else holds exclusively. */
+const EBUSY = 16;
+
 export function zbdOpen(path: string, flags: number): { fd: number; info: ZbdInfo } {
   const lib = libzbd();
   // open() returns the lowest free descriptor; a probe tells us which one zbd_open will get.
@@ -262,6 +265,9 @@ export function zbdOpen(path: string, flags: number): { fd: number; info: ZbdInf
   const fd = lib.zbd_open(path, flags, infoBuf);
   if (fd < 0) {
     const errno = lib.errno();
+    if (errno === EBUSY && (flags & fs.constants.O_EXCL) !== 0) {
+      throw new ZnsSlabError(ErrorCode.DEVICE_LOCKED, `${path} is open exclusively elsewhere (another store, in this process or another, or a mount)`);
+    }
     const hint = errno === Errno.EACCES || errno === Errno.EPERM ? ' (needs read-write access to the node: root or the disk group)' : '';
     throw new ZnsSlabError(ErrorCode.DEVICE_IO, `zbd_open(${path}) failed: ${errnoName(errno)}${hint}`);
   }

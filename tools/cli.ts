@@ -6,7 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CATALOG_FILE, openStore } from '../engine/store.js';
+import { CATALOG_FILE, DEFAULT_DEVICE_DIR, openStore, storeRelative } from '../engine/store.js';
+import { type RecoverReport, rebuildCatalog } from '../engine/rebuild.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLAB_STATS_VERSION, zoneStats } from '../engine/stats.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { openZonedDevice } from '../zns/open.js';
@@ -18,11 +19,29 @@ const HELP: Record<string, string> = {
 Usage:
   zns-slab stats <store> [--json|--no-json] [--text|--no-text] [--class N] [--epoch N]
   zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition]
-  zns-slab help [stats|zones]
+  zns-slab recover <store> [--device PATH] [--force]
+  zns-slab help [stats|zones|recover]
 
-Both open a store read-only: nothing is changed, and a store open in another process is
-refused (ERR_STORE_LOCKED). Exit codes: 0 ok, 1 the store or device could not be read,
-2 usage error. See docs/OBSERVABILITY.md.
+stats and zones open a store read-only: nothing is changed, and a store open in another
+process is refused (ERR_STORE_LOCKED). recover rebuilds a lost or damaged catalog from the
+device. Exit codes: 0 ok, 1 the store or device could not be read, 2 usage error.
+See docs/OBSERVABILITY.md and docs/RELIABILITY.md.
+`,
+  recover: `zns-slab recover <store>: rebuild the catalog from the slabs on the device
+
+Every sealed slab carries its own catalog row (store, slab id, generation, epoch, size class,
+live bitmap at seal). recover reads every written zone, checks every live object's checksum,
+and writes a new catalog:
+  - <store>/catalog.db when the store has none (it was deleted or lost);
+  - else <store>/catalog.recovered.db beside it (move it over catalog.db to use it),
+    or, with --force, catalog.db itself (the old one kept as catalog.db.old).
+Frees made after a slab's last seal come back; objects never sealed and epochs already closed
+do not. Recovered epochs are CLOSING (readable, no new puts); a new epoch is current.
+
+  --device PATH        the device (default: <store>/device, the embedded emulated device)
+  --force              replace catalog.db (kept as catalog.db.old)
+
+JSON report on stdout, progress and a summary on stderr.
 `,
   stats: `zns-slab stats <store>: a versioned snapshot of the store's counters and derived metrics
 
@@ -50,14 +69,17 @@ slabs, live and dead bytes), an emulated device folder, or a zoned block device 
 
 class UsageError extends Error {}
 
+/** Where recover writes when the store still has a catalog.db. */
+const RECOVERED_CATALOG_FILE = 'catalog.recovered.db';
+
 interface Args {
   command: string | undefined;
   target: string | undefined;
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by']);
-const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h']);
+const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force']);
 
 function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
@@ -245,6 +267,44 @@ function cmdZones(args: Args): number {
   return 0;
 }
 
+function cmdRecover(args: Args): number {
+  if (!args.target) throw new UsageError('recover needs a store folder');
+  const dir = args.target;
+  const deviceFlag = args.flags.get('--device');
+  const devicePath = typeof deviceFlag === 'string' ? deviceFlag : path.join(dir, DEFAULT_DEVICE_DIR);
+  if (!fs.existsSync(devicePath)) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `no device at ${devicePath} (name it with --device)`);
+  const current = path.join(dir, CATALOG_FILE);
+  let target = current;
+  if (fs.existsSync(current)) {
+    if (args.flags.has('--force')) {
+      for (const suffix of ['', '-wal', '-shm']) if (fs.existsSync(current + suffix)) fs.renameSync(current + suffix, `${current}.old${suffix}`);
+    } else target = path.join(dir, RECOVERED_CATALOG_FILE);
+  }
+  if (fs.existsSync(target)) throw new UsageError(`${target} exists: remove it, or use --force to replace ${CATALOG_FILE}`);
+  const device = openZonedDevice(devicePath, { exclusive: true });
+  let report: RecoverReport;
+  try {
+    report = rebuildCatalog(device, target, storeRelative(dir, device.path), (zone, zones, slabs, objects) => {
+      if (zone % 16 === 0 || zone === zones - 1) err(`\rrecover: zone ${zone + 1}/${zones}, ${slabs} slabs, ${objects} objects`);
+    });
+  } finally {
+    device.close();
+  }
+  err('\n');
+  out(JSON.stringify(report, null, 2) + '\n');
+  const mb = (report.bytesScanned / 1e6).toFixed(1);
+  err(
+    `recovered store ${report.storeId}: ${report.objects} objects in ${report.slabs} slabs of ${report.epochs.length} epochs, ` +
+      `from ${report.zonesWithData} written zones (${mb} MB read) in ${report.seconds.toFixed(2)} s\n` +
+      (report.objectsCorrupt > 0 ? `  ${report.objectsCorrupt} objects failed their checksum and were left out\n` : '') +
+      (report.zonesUnreadable.length > 0 ? `  zones that could not be read: ${report.zonesUnreadable.join(', ')}\n` : '') +
+      `  frees made after a slab's last seal are back; recovered epochs are CLOSING, a new one is current\n` +
+      `  catalog written to ${target}` +
+      (target === current ? '\n' : `\n  to use it: mv ${target} ${current}  (after moving the old one away)\n`),
+  );
+  return 0;
+}
+
 export function main(argv: string[]): number {
   let args: Args;
   try {
@@ -260,6 +320,7 @@ export function main(argv: string[]): number {
     }
     if (args.command === 'stats') return cmdStats(args);
     if (args.command === 'zones') return cmdZones(args);
+    if (args.command === 'recover') return cmdRecover(args);
     throw new UsageError(`unknown command ${args.command}`);
   } catch (e) {
     if (e instanceof UsageError) {

@@ -91,6 +91,12 @@ export interface ZonedDevice {
   /** Everything written before the call is durable when it returns. */
   flush(): void;
   close(): void;
+  /**
+   * The id of the store that owns the device, where the device has room to record one (the
+   * emulated device's metadata); undefined elsewhere. Slab images carry the id on every device.
+   */
+  readonly owner?: string | undefined;
+  setOwner?(storeId: string): void;
 }
 
 /** Fewer than this many zones or blocks per zone makes no useful store. */

@@ -13,6 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { crashPoint } from '../crashpoints.js';
+import { type FolderLock, lockFolder } from './lock.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
   type DeviceGeometry,
@@ -52,6 +53,8 @@ interface DeviceMeta {
   format: string;
   version: number;
   geometry: DeviceGeometry;
+  /** The store that owns the device (its id), once one does. */
+  owner?: string;
   /** Zones finished early (FULL with fewer bytes than the capacity). */
   finished: number[];
   /** Zones taken offline (fault injection; a real drive does this to worn zones). */
@@ -124,10 +127,14 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private openCount = 0;
   private activeCount = 0;
   private closed = false;
+  private ownerId: string | undefined;
+  private lock: FolderLock | undefined;
 
   /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
-  constructor(dir: string, meta: DeviceMeta) {
+  constructor(dir: string, meta: DeviceMeta, lock?: FolderLock) {
     this.path = dir;
+    this.ownerId = meta.owner;
+    this.lock = lock;
     this.geometry = Object.freeze({ ...meta.geometry });
     this.maxOpen = effectiveLimit(meta.geometry.maxOpenZones, meta.geometry.zoneCount);
     this.maxActive = effectiveLimit(meta.geometry.maxActiveZones, meta.geometry.zoneCount);
@@ -164,6 +171,18 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
   }
 
+  /** The id of the store that owns the device, if one does (kept in device.json). */
+  get owner(): string | undefined {
+    return this.ownerId;
+  }
+
+  /** Records the owning store (durable on return). */
+  setOwner(storeId: string): void {
+    this.checkOpen();
+    this.ownerId = storeId;
+    this.saveMeta();
+  }
+
   reportZones(first = 0, count?: number): Zone[] {
     this.checkOpen();
     const g = this.geometry;
@@ -195,7 +214,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
     const fromFile = Math.max(0, Math.min(length, state.written - within));
     if (fromFile < length) out.fill(0, fromFile);
     if (fromFile > 0) {
-      const n = fs.readSync(this.fd(zone), out, 0, fromFile, within);
+      let n: number;
+      try {
+        n = fs.readSync(this.fd(zone), out, 0, fromFile, within);
+      } catch (err) {
+        throw fsError(err, `read in zone ${zone}`);
+      }
       if (n !== fromFile) {
         throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${n} of ${fromFile} bytes`);
       }
@@ -246,9 +270,17 @@ export class EmulatedZonedDevice implements ZonedDevice {
     const fd = this.fd(zone);
     // A torn write: half of it reaches the file, then the process dies.
     crashPoint('device.write', () => fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within));
-    const n = fs.writeSync(fd, data, 0, data.length, within);
-    if (n !== data.length) {
-      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short write in zone ${zone}: ${n} of ${data.length} bytes`);
+    try {
+      // A short count is not an error yet (a full disk writes what fits, then says ENOSPC).
+      for (let n = 0; n < data.length; ) {
+        const wrote = fs.writeSync(fd, data, n, data.length - n, within + n);
+        if (wrote <= 0) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `write in zone ${zone} made no progress at byte ${n} of ${data.length}`);
+        n += wrote;
+      }
+    } catch (err) {
+      // All or nothing, as one request to a device: drop whatever part reached the file.
+      this.truncateBack(zone, state.written);
+      throw fsError(err, `write of ${data.length} bytes in zone ${zone}`);
     }
     state.written += data.length;
     this.dirty.add(zone);
@@ -345,8 +377,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
     crashPoint('zone.reset');
     if (zoneIsOpen(state.condition)) this.openCount--;
     if (zoneIsActive(state.condition)) this.activeCount--;
-    this.dropFd(zone);
-    fs.rmSync(path.join(this.path, zoneFileName(zone)), { force: true });
+    try {
+      this.dropFd(zone);
+      fs.rmSync(path.join(this.path, zoneFileName(zone)), { force: true });
+    } catch (err) {
+      throw fsError(err, `reset of zone ${zone}`);
+    }
     this.dirty.delete(zone);
     const wasFinished = state.finished;
     state.written = 0;
@@ -359,7 +395,13 @@ export class EmulatedZonedDevice implements ZonedDevice {
   flush(): void {
     this.checkOpen();
     crashPoint('device.flush');
-    for (const zone of this.dirty) fs.fsyncSync(this.fd(zone));
+    for (const zone of this.dirty) {
+      try {
+        fs.fsyncSync(this.fd(zone));
+      } catch (err) {
+        throw fsError(err, `flush of zone ${zone}`);
+      }
+    }
     this.dirty.clear();
   }
 
@@ -371,6 +413,15 @@ export class EmulatedZonedDevice implements ZonedDevice {
       for (const fd of this.fds.values()) fs.closeSync(fd);
       this.fds.clear();
       this.closed = true;
+      this.lock?.release();
+    }
+  }
+
+  private truncateBack(zone: number, length: number): void {
+    try {
+      fs.ftruncateSync(this.fd(zone), length);
+    } catch {
+      // The bytes past the write pointer are never read; a reopen takes the file's length as is.
     }
   }
 
@@ -477,7 +528,13 @@ export class EmulatedZonedDevice implements ZonedDevice {
     this.zones.forEach((s, z) => {
       if (s.finished) finished.push(z);
     });
-    writeMeta(this.path, { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) });
+    const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) };
+    if (this.ownerId !== undefined) meta.owner = this.ownerId;
+    try {
+      writeMeta(this.path, meta);
+    } catch (err) {
+      throw fsError(err, `saving ${META_FILE}`);
+    }
   }
 
   private checkOpen(): void {
@@ -503,8 +560,10 @@ function readMeta(dir: string): DeviceMeta | undefined {
   try {
     text = fs.readFileSync(path.join(dir, META_FILE), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR' || code === 'EISDIR') throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} is not an emulated device folder`, { cause: err });
+    throw fsError(err, `reading ${path.join(dir, META_FILE)}`);
   }
   let meta: DeviceMeta;
   try {
@@ -518,6 +577,7 @@ function readMeta(dir: string): DeviceMeta | undefined {
   if (meta.version !== EMULATED_FORMAT_VERSION) {
     throw new ZnsSlabError(ErrorCode.FORMAT_VERSION, `emulated device format ${meta.version} is not ${EMULATED_FORMAT_VERSION}`);
   }
+  if (typeof meta !== 'object' || meta === null) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${path.join(dir, META_FILE)} is not an emulated device's metadata`);
   validateGeometry(meta.geometry);
   meta.finished ??= [];
   meta.offline ??= [];
@@ -528,10 +588,19 @@ function readMeta(dir: string): DeviceMeta | undefined {
  * Opens the emulated device in `dir`, creating it with `geometry` if there is none.
  * An existing device with another geometry is refused (ERR_GEOMETRY_MISMATCH).
  */
-export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}): EmulatedZonedDevice {
+export interface EmulatedOpenOptions {
+  /** Take the folder's lock (zns/lock.ts): a second exclusive opener gets ERR_DEVICE_LOCKED. Stores do; inspection tools do not. */
+  exclusive?: boolean;
+}
+
+export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}, options: EmulatedOpenOptions = {}): EmulatedZonedDevice {
   const wanted: DeviceGeometry = { ...DEFAULT_EMULATED_GEOMETRY, ...geometry };
   validateGeometry(wanted);
-  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw fsError(err, `creating the emulated device folder ${dir}`);
+  }
   const existing = readMeta(dir);
   if (existing) {
     if (!sameGeometry(existing.geometry, wanted)) {
@@ -540,18 +609,41 @@ export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeomet
         `emulated device at ${dir} has geometry ${JSON.stringify(existing.geometry)}, not ${JSON.stringify(wanted)}`,
       );
     }
-    return new EmulatedZonedDevice(dir, existing);
+    return withLock(dir, existing, options);
   }
   const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: wanted, finished: [], offline: [] };
-  writeMeta(dir, meta);
-  return new EmulatedZonedDevice(dir, meta);
+  try {
+    writeMeta(dir, meta);
+  } catch (err) {
+    throw fsError(err, `creating the emulated device at ${dir}`);
+  }
+  return withLock(dir, meta, options);
 }
 
 /** Opens an existing emulated device; ERR_INVALID_STORE if `dir` holds none. */
-export function openEmulatedDevice(dir: string): EmulatedZonedDevice {
+export function openEmulatedDevice(dir: string, options: EmulatedOpenOptions = {}): EmulatedZonedDevice {
   const meta = readMeta(dir);
   if (!meta) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `no emulated zoned device at ${dir}`);
-  return new EmulatedZonedDevice(dir, meta);
+  return withLock(dir, meta, options);
+}
+
+function withLock(dir: string, meta: DeviceMeta, options: EmulatedOpenOptions): EmulatedZonedDevice {
+  const lock = options.exclusive ? lockFolder(dir, 'emulated device') : undefined;
+  try {
+    return new EmulatedZonedDevice(dir, meta, lock);
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}
+
+/** A filesystem error as the package's: ENOSPC is ERR_DISK_FULL, the rest ERR_DEVICE_IO (the original as `cause`). */
+export function fsError(err: unknown, what: string): ZnsSlabError {
+  if (err instanceof ZnsSlabError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  const detail = err instanceof Error ? err.message : String(err);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new ZnsSlabError(ErrorCode.DISK_FULL, `${what}: the filesystem is full (${detail})`, { cause: err });
+  return new ZnsSlabError(ErrorCode.DEVICE_IO, `${what}: ${detail}`, { cause: err });
 }
 
 export function isEmulatedDevice(dir: string): boolean {

@@ -59,6 +59,11 @@ export interface LibzbdOptions {
    * Both are synchronous on the calling thread; see docs/DEVICES.md for the measured cost.
    */
   io?: LibzbdIoPath;
+  /**
+   * Open with O_EXCL, so no other exclusive opener (another store, a mount) can have the device
+   * at the same time: a second one gets ERR_DEVICE_LOCKED. Inspection tools leave it off.
+   */
+  exclusive?: boolean;
 }
 
 interface ZoneState {
@@ -483,7 +488,8 @@ export class LibzbdDevice implements ZonedDevice {
  * ERR_NATIVE_UNAVAILABLE without libzbd; ERR_INVALID_ARGUMENT for a device that is not zoned.
  */
 export function openLibzbdDevice(devicePath: string, options: LibzbdOptions = {}): LibzbdDevice {
-  const { fd, info } = zbdOpen(devicePath, fs.constants.O_RDWR | fs.constants.O_DIRECT | LINUX_O_CLOEXEC);
+  const exclusive = options.exclusive === true ? fs.constants.O_EXCL : 0;
+  const { fd, info } = zbdOpen(devicePath, fs.constants.O_RDWR | fs.constants.O_DIRECT | LINUX_O_CLOEXEC | exclusive);
   try {
     if (info.model !== ZbdModel.HOST_MANAGED && info.model !== ZbdModel.HOST_AWARE) {
       throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `${devicePath} is not a zoned block device (model ${info.model})`);

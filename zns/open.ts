@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import type { DeviceGeometry, ZonedDevice } from './device.js';
-import { createEmulatedDevice, openEmulatedDevice } from './emulated.js';
+import { createEmulatedDevice, isEmulatedDevice, openEmulatedDevice } from './emulated.js';
 import { openLibzbdDevice } from './libzbd.js';
 
 export function isBlockDevice(target: string): boolean {
@@ -17,9 +17,13 @@ export function isBlockDevice(target: string): boolean {
 
 /**
  * `create`: make an emulated device with `geometry` when the folder holds none.
- * Without it, a missing device is ERR_INVALID_STORE.
+ * Without it, a missing device is ERR_INVALID_STORE. `exclusive`: one owner at a time
+ * (ERR_DEVICE_LOCKED for a second), as a store opens its device.
  */
-export function openZonedDevice(target: string, options: { create?: boolean; geometry?: Partial<DeviceGeometry> } = {}): ZonedDevice {
-  if (isBlockDevice(target)) return openLibzbdDevice(target);
-  return options.create ? createEmulatedDevice(target, options.geometry) : openEmulatedDevice(target);
+export function openZonedDevice(target: string, options: { create?: boolean; geometry?: Partial<DeviceGeometry>; exclusive?: boolean } = {}): ZonedDevice {
+  const exclusive = options.exclusive === true;
+  if (isBlockDevice(target)) return openLibzbdDevice(target, { exclusive });
+  // An existing device is opened as it is unless a geometry is asked for (then it must match).
+  if (options.create && (options.geometry !== undefined || !isEmulatedDevice(target))) return createEmulatedDevice(target, options.geometry, { exclusive });
+  return openEmulatedDevice(target, { exclusive });
 }

@@ -16,6 +16,9 @@ const META: CatalogMeta = {
   nextSlabId: 1,
   nextEpochId: 2,
   currentEpoch: 1,
+  storeId: '00112233445566778899aabbccddeeff',
+  commitSequence: 0,
+  sealSequence: 0,
 };
 
 let tmp: ReturnType<typeof tempDir>;
