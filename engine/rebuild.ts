@@ -11,16 +11,17 @@
  * - every recovered epoch is CLOSING (readable, no new puts) and a new ACTIVE epoch is current.
  *
  * Generations: the lost catalog's leases are unknown, so every id resumes RECOVERY_GENERATION_MARGIN
- * generations past the newest one found, and new ids start RECOVERY_SLAB_ID_MARGIN past the
- * largest found. A handle to an object that did not come back stays stale unless the lost store
- * had reused one slab id more than that many times since its last seal.
+ * generations past the newest one found (or past the floor an earlier rebuild left in the
+ * device's metadata, where the device keeps one), and new ids start RECOVERY_SLAB_ID_MARGIN past
+ * the largest found. A handle to an object that did not come back stays stale unless the lost
+ * store had reused one slab id more than that many times since its last seal.
  */
 import fs from 'node:fs';
 import { CATALOG_FORMAT_VERSION, Catalog, type CatalogMeta, type EpochRow, type SlabRow, type ZoneRow } from '../catalog/catalog.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { type Zone, type ZonedDevice, ZoneCondition, ZoneType } from '../zns/device.js';
 import { MAX_GENERATION, MAX_SLAB_ID } from './handle.js';
-import { freeRow } from './registry.js';
+import { GENERATION_LEASE, freeRow } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
 import { decodeSlot } from './slab.js';
 import { SLAB_HEADER_BYTES, type SlabHeader, readSlabHeader } from './slabHeader.js';
@@ -40,6 +41,8 @@ export interface RecoverReport {
   slabs: number;
   /** Older images of a slab id found beside a newer one (dead versions, left for reset). */
   slabsSuperseded: number;
+  /** Slabs of auto-closing domains' epochs (never recovered: they never outlive their domain). */
+  slabsEphemeral: number;
   epochs: number[];
   /** Objects live at their slab's last seal whose bytes check out. */
   objects: number;
@@ -55,6 +58,8 @@ interface Found {
   offset: number;
   live: Uint8Array;
   objects: number;
+  /** Live slots whose checksum failed. */
+  corrupt: number;
 }
 
 /**
@@ -75,7 +80,7 @@ export function rebuildCatalog(
   const best = new Map<number, Found>();
   const stores = new Map<string, number>();
   const out: RecoverReport = {
-    storeId: '', zones: report.length, zonesWithData: 0, zonesUnreadable: [], bytesScanned: 0, slabs: 0, slabsSuperseded: 0,
+    storeId: '', zones: report.length, zonesWithData: 0, zonesUnreadable: [], bytesScanned: 0, slabs: 0, slabsSuperseded: 0, slabsEphemeral: 0,
     epochs: [], objects: 0, objectsCorrupt: 0, catalog: catalogFile, seconds: 0,
   };
   for (const z of report) {
@@ -86,10 +91,14 @@ export function rebuildCatalog(
     out.zonesWithData++;
     try {
       for (const found of scanZone(device, z, written, classes, out)) {
+        if (found.header.ephemeral) {
+          out.slabsEphemeral++;
+          continue;
+        }
         const id = found.header.storeId.toString('hex');
         stores.set(id, (stores.get(id) ?? 0) + 1);
         const prev = best.get(found.header.slabId);
-        if (prev === undefined || newer(found.header, prev.header)) {
+        if (prev === undefined || newer(found, prev)) {
           if (prev !== undefined) out.slabsSuperseded++;
           best.set(found.header.slabId, found);
         } else out.slabsSuperseded++;
@@ -112,6 +121,12 @@ export function rebuildCatalog(
     const at = zoneEpoch.get(f.zone);
     if (at === undefined || f.header.sealSequence > at.seq) zoneEpoch.set(f.zone, { epoch: f.header.epoch, seq: f.header.sealSequence });
   }
+  let maxGeneration = 0;
+  for (const f of best.values()) maxGeneration = Math.max(maxGeneration, f.header.generation);
+  const floor = Math.max(device.generationFloor ?? 0, maxGeneration + 1) + RECOVERY_GENERATION_MARGIN;
+  if (floor + GENERATION_LEASE > MAX_GENERATION + 1) {
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `recover: generations would pass ${MAX_GENERATION} (the floor would be ${floor}); this device has been rebuilt too often`);
+  }
   const slabs: SlabRow[] = [];
   let maxId = 0;
   let maxEpoch = 0;
@@ -127,8 +142,7 @@ export function rebuildCatalog(
       out.slabsSuperseded++;
       continue;
     }
-    const genLimit = h.generation + RECOVERY_GENERATION_MARGIN;
-    if (genLimit > MAX_GENERATION + 1) continue; // too close to wrapping: leave it dead
+    const genLimit = floor;
     epochs.add(h.epoch);
     maxEpoch = Math.max(maxEpoch, h.epoch);
     let liveCount = 0;
@@ -139,11 +153,12 @@ export function rebuildCatalog(
     });
     out.slabs++;
     out.objects += f.objects;
+    out.objectsCorrupt += f.corrupt;
   }
   // Ids below the new start that were not found: unknown history, so past the margin too.
   const found = new Set(slabs.map((r) => r.slabId));
   const nextSlabId = Math.min(MAX_SLAB_ID + 1, maxId + 1 + RECOVERY_SLAB_ID_MARGIN);
-  for (let id = 1; id < nextSlabId; id++) if (!found.has(id)) slabs.push(freeRow(id, RECOVERY_GENERATION_MARGIN, RECOVERY_GENERATION_MARGIN));
+  for (let id = 1; id < nextSlabId; id++) if (!found.has(id)) slabs.push(freeRow(id, floor, floor));
   const current = Math.max(maxEpoch, 0) + 1;
   const now = Date.now();
   const epochRows: EpochRow[] = [...epochs].sort((a, b) => a - b).map((id) => ({ id, state: 'CLOSING', createdAt: now, closingAt: now, closedAt: null }));
@@ -172,14 +187,20 @@ export function rebuildCatalog(
     catalog.close();
   }
   if (device.owner === undefined) device.setOwner?.(storeId);
+  device.setGenerationFloor?.(floor);
   out.epochs = [...epochs].sort((a, b) => a - b);
   out.seconds = (Date.now() - started) / 1000;
   return out;
 }
 
-/** Of two images of one slab id: the higher generation, then the later seal. */
-function newer(a: SlabHeader, b: SlabHeader): boolean {
-  return a.generation !== b.generation ? a.generation > b.generation : a.sealSequence > b.sealSequence;
+/**
+ * Of two images of one slab id: the higher generation, then the later seal, then the one whose
+ * objects check out (a seal retried after a partial write has the same generation and sequence).
+ */
+function newer(a: Found, b: Found): boolean {
+  if (a.header.generation !== b.header.generation) return a.header.generation > b.header.generation;
+  if (a.header.sealSequence !== b.header.sealSequence) return a.header.sealSequence > b.header.sealSequence;
+  return a.corrupt < b.corrupt || (a.corrupt === b.corrupt && a.offset > b.offset);
 }
 
 /**
@@ -210,6 +231,7 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
     const live = new Uint8Array(h.live);
     const storeTag = h.storeId.readUInt32LE(0);
     let objects = 0;
+    let corrupt = 0;
     for (let slot = 0; slot < h.slotCount; slot++) {
       if ((live[slot >>> 3]! & (1 << (slot & 7))) === 0) continue;
       const from = SLAB_HEADER_BYTES + slot * cls.stride;
@@ -218,10 +240,12 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
         objects++;
       } catch {
         live[slot >>> 3]! &= ~(1 << (slot & 7));
-        out.objectsCorrupt++;
+        corrupt++;
       }
     }
-    yield { header: h, zone: z.index, offset: at, live, objects };
-    at += h.imageBytes;
+    yield { header: h, zone: z.index, offset: at, live, objects, corrupt };
+    // A damaged image may be a write that landed in part, with the next image starting inside
+    // what this header claims: look for headers block by block through it.
+    at += corrupt > 0 ? block : h.imageBytes;
   }
 }

@@ -57,6 +57,13 @@ export class SlabRegistry {
   private readonly leased: number[] = [];
   /** Free ids that need a lease first. */
   private readonly unleased: number[] = [];
+  /**
+   * Ids of sealed slabs let go since the last commit. They wait for the commit that records
+   * them free: until then the catalog says their image on the device is live, and no newer
+   * image of the same id may be written (so a rebuild from the device, which takes the newest
+   * image of each id, never prefers an uncommitted one over a committed live one).
+   */
+  private quarantine: number[] = [];
   nextSlabId: number;
   liveSlabs = 0;
 
@@ -145,23 +152,36 @@ export class SlabRegistry {
   /**
    * Frees `slab`'s id. It is used again under the next generation of its lease if the lease
    * has room (no catalog commit needed: generations are only ever handed out upward, and a
-   * restart resumes past the durable limit), else it waits for a new lease.
+   * restart resumes past the durable limit), else it waits for a new lease. A sealed slab of
+   * a persistent epoch waits for the next commit first (see `quarantine`).
    */
-  recycle(slab: Slab): void {
+  recycle(slab: Slab, persistent: boolean): void {
     assert(this.slabs[slab.id] === slab, `recycle of slab ${slab.id}, which is live`);
     this.slabs[slab.id] = undefined;
     this.liveSlabs--;
-    const limit = this.genLimit[slab.id]!;
-    if (this.nextGeneration[slab.id]! < limit) {
-      this.leased.push(slab.id);
+    if (slab.state === SlabState.SEALED && persistent) this.quarantine.push(slab.id);
+    else this.release(slab.id);
+  }
+
+  /** After a commit: the ids let go before it are recorded free, and can be used again. */
+  committed(): void {
+    const ids = this.quarantine;
+    this.quarantine = [];
+    for (const id of ids) this.release(id);
+  }
+
+  private release(id: number): void {
+    const limit = this.genLimit[id]!;
+    if (this.nextGeneration[id]! < limit) {
+      this.leased.push(id);
       return;
     }
     if (limit + GENERATION_LEASE > MAX_GENERATION + 1) {
       // Generations would wrap: retire the id for good rather than risk ABA.
-      this.retired.add(slab.id);
+      this.retired.add(id);
       return;
     }
-    this.unleased.push(slab.id);
+    this.unleased.push(id);
   }
 
   /**

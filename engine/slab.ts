@@ -43,6 +43,7 @@ export interface SealStamp {
   storeId: Buffer;
   sealSequence: number;
   commitSequence: number;
+  ephemeral: boolean;
 }
 
 export class Slab {
@@ -164,6 +165,7 @@ export class Slab {
       slotCount: this.slotCount,
       imageBytes: used,
       live: this.bitmapBytes(),
+      ephemeral: stamp.ephemeral,
     });
     return buf.subarray(0, used);
   }

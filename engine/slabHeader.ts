@@ -6,7 +6,7 @@
  *   8  16 B store id          24  u32 slab id           28  u32 generation
  *  32  f64 epoch              40  f64 seal sequence     48  f64 catalog commit sequence at seal
  *  56  u16 size class         58  u16 slot count        60  u32 image bytes
- *  64  32 B live bitmap at seal                         96  reserved (zero)
+ *  64  32 B live bitmap at seal                         96  u8 flags (bit 0: ephemeral epoch)   97  reserved (zero)
  * 124  u32 crc32 of bytes [0, 124)
  *
  * Slots follow the header; the image is padded to the device block.
@@ -18,6 +18,7 @@ export const SLAB_MAGIC = 0x424c535a; // 'ZSLB' read little-endian
 export const SLAB_HEADER_VERSION = 1;
 export const STORE_ID_BYTES = 16;
 const CRC_AT = 124;
+const FLAG_EPHEMERAL = 1;
 
 export interface SlabHeader {
   storeId: Buffer;
@@ -32,6 +33,8 @@ export interface SlabHeader {
   slotCount: number;
   imageBytes: number;
   live: Uint8Array;
+  /** Its epoch is an auto-closing domain's: never to be recovered. */
+  ephemeral: boolean;
 }
 
 export function writeSlabHeader(buf: Buffer, h: SlabHeader): void {
@@ -49,6 +52,7 @@ export function writeSlabHeader(buf: Buffer, h: SlabHeader): void {
   buf.writeUInt16LE(h.slotCount, 58);
   buf.writeUInt32LE(h.imageBytes, 60);
   buf.set(h.live.subarray(0, 32), 64);
+  buf.writeUInt8(h.ephemeral ? FLAG_EPHEMERAL : 0, 96);
   buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_AT)), CRC_AT);
 }
 
@@ -70,5 +74,6 @@ export function readSlabHeader(buf: Uint8Array): SlabHeader | undefined {
     slotCount: b.readUInt16LE(58),
     imageBytes: b.readUInt32LE(60),
     live: new Uint8Array(b.subarray(64, 96)),
+    ephemeral: (b.readUInt8(96) & FLAG_EPHEMERAL) !== 0,
   };
 }

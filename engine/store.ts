@@ -423,6 +423,7 @@ export class Store implements Disposable, DomainHost {
         this.flush();
         crashPoint('store.close');
         this.writer.commit(); // the counters of resets the flush did after its own commit
+        this.registry.committed();
       }
     } finally {
       this.closed = true;
@@ -529,7 +530,7 @@ export class Store implements Disposable, DomainHost {
       this.drop(epoch, slab);
       return;
     }
-    const image = slab.sealImage(this.blockSize, { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence });
+    const image = slab.sealImage(this.blockSize, { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: epoch.ephemeral });
     const { zone, offset } = this.zones.append(epoch.id, image);
     this.sealSequence++;
     slab.markSealed(zone, offset, image.length);
@@ -558,7 +559,7 @@ export class Store implements Disposable, DomainHost {
   private drop(epoch: Epoch, slab: Slab): void {
     if (slab.state === SlabState.SEALED) this.zones.removeSlab(slab);
     epoch.removeSlab(slab);
-    this.registry.recycle(slab);
+    this.registry.recycle(slab, !epoch.ephemeral);
     this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsFreed++;
   }
@@ -610,6 +611,7 @@ export class Store implements Disposable, DomainHost {
   private commitAll(): void {
     this.device.flush();
     this.writer.commit();
+    this.registry.committed();
     this.zones.resetReleased();
   }
 

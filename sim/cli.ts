@@ -73,14 +73,14 @@ async function main(): Promise<number> {
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, failures: 0 };
+  const totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, failures: 0 };
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
     const { result, ops } = await runSeed(seed, args.ops, { faults: args.faults });
     add(totals, result);
     process.stderr.write(
-      `seed ${seed}: ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${Date.now() - t0} ms` +
+      `seed ${seed}: ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ${Date.now() - t0} ms` +
         (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
     );
     if (result.failure) {
@@ -99,11 +99,12 @@ async function main(): Promise<number> {
   }
   const summary = { ...totals, seconds: (Date.now() - started) / 1000, opsPerSeed: args.ops, seedList: args.seeds, failures };
   process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-  process.stderr.write(`sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`);
+  process.stderr.write(`sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`);
   return failures.length === 0 ? 0 : 1;
 }
 
-function add(t: { seeds: number; ops: number; crashes: number; faults: number; reopens: number; puts: number; gets: number; verifiedAfterReopen: number; failures: number }, r: RunResult): void {
+function add(t: { seeds: number; ops: number; crashes: number; faults: number; reopens: number; recoveries: number; puts: number; gets: number; verifiedAfterReopen: number; failures: number }, r: RunResult): void {
+  t.recoveries += r.recoveries;
   t.seeds++;
   t.ops += r.ops;
   t.crashes += r.crashes;

@@ -154,6 +154,23 @@ export class FaultyDevice implements ZonedDevice {
     this.durable = [...this.written];
   }
 
+  get owner(): string | undefined {
+    return this.inner.owner;
+  }
+
+  setOwner(storeId: string): void {
+    if (this.control.crashed) throw new CrashSignal('set owner');
+    this.inner.setOwner?.(storeId);
+  }
+
+  get generationFloor(): number | undefined {
+    return this.inner.generationFloor;
+  }
+
+  setGenerationFloor(floor: number): void {
+    this.inner.setGenerationFloor?.(floor);
+  }
+
   reportZones(first?: number, count?: number): Zone[] {
     if (this.control.crashed) throw new CrashSignal('report zones');
     return this.inner.reportZones(first, count);

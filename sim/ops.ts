@@ -18,6 +18,8 @@ export type Op =
   | { k: 'domain'; puts: number; size: number; nested: boolean; async: boolean }
   | { k: 'reopen' }
   | { k: 'crash'; pick: number }
+  /** A crash that also loses the catalog file: the store must refuse to open, then recover rebuilds it. */
+  | { k: 'loseCatalog'; pick: number }
   | { k: 'crashAt'; after: number; pick: number }
   | { k: 'fault'; target: FaultTarget; kind: FaultKind; after: number };
 
@@ -53,6 +55,7 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
     reopen: 0.8,
     crash: 1.2,
     crashAt: 1.2,
+    loseCatalog: 0.25,
     fault: hints.faults ? 2.5 : 0,
   };
   const k = rng.weighted(weights);
@@ -63,6 +66,7 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
     case 'free':
     case 'closeEpoch':
     case 'crash':
+    case 'loseCatalog':
       return { k, pick: rng.u32() };
     case 'flush':
     case 'advance':

@@ -13,7 +13,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { openStoreWith, type Store } from '../engine/store.js';
+import { CATALOG_FILE, openStoreWith, type Store } from '../engine/store.js';
+import { rebuildCatalog } from '../engine/rebuild.js';
 import { EpochState } from '../engine/epoch.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import type { DeviceGeometry } from '../zns/device.js';
@@ -68,6 +69,8 @@ export interface RunResult {
   gets: number;
   verifiedAfterReopen: number;
   deviceFullRefusals: number;
+  /** Catalogs lost and rebuilt by recover. */
+  recoveries: number;
   failure?: { step: number; message: string };
 }
 
@@ -86,7 +89,7 @@ function baseTmp(): string {
 
 class Sim {
   readonly ctl = new FaultController();
-  readonly result: RunResult = { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0 };
+  readonly result: RunResult = { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0 };
   private store!: Store;
   private device!: FaultyDevice;
   private readonly storeDir: string;
@@ -95,7 +98,11 @@ class Sim {
   private readonly objects = new Map<bigint, ModelObject>();
   private liveList: bigint[] = [];
   /** Handles that must never resolve again: freed durably, closed, or lost in a crash. */
-  private readonly graveyard: bigint[] = [];
+  private graveyard: bigint[] = [];
+  /** What each dead handle's object was: a recovered catalog may bring it back, with exactly these bytes. */
+  private readonly buried = new Map<bigint, { n: number; size: number; epoch: number }>();
+  /** The next crash also loses the catalog: `zns-slab recover` rebuilds it. */
+  private catalogLost = false;
   private readonly everHanded = new Set<bigint>();
   /** Handles of epochs closed in memory but not yet durably: stale now, may return after a crash. */
   private limbo: bigint[] = [];
@@ -149,7 +156,7 @@ class Sim {
     } catch (err) {
       if (err instanceof SimFailure) throw err;
       if (this.ctl.crashed) {
-        await this.recoverFromCrash(op.k === 'crash' || op.k === 'crashAt' ? op.pick : step);
+        await this.recoverFromCrash(op.k === 'crash' || op.k === 'crashAt' || op.k === 'loseCatalog' ? op.pick : step);
         return;
       }
       this.fail(`${op.k} threw ${describeError(err)}`);
@@ -208,6 +215,10 @@ class Sim {
       case 'reopen':
         return this.reopen();
       case 'crash':
+        this.ctl.crashNow();
+        return;
+      case 'loseCatalog':
+        this.catalogLost = true;
         this.ctl.crashNow();
         return;
       case 'crashAt':
@@ -321,10 +332,7 @@ class Sim {
       const epoch = this.epochs.get(obj.epoch);
       if (epoch === undefined || epoch.ephemeral) continue;
       obj.durable = true;
-      if (obj.freed === 'volatile') {
-        this.objects.delete(handle);
-        this.graveyard.push(handle);
-      }
+      if (obj.freed === 'volatile') this.bury(handle, obj);
     }
     for (const e of this.epochs.values()) if (!e.ephemeral) e.durable = e.state;
     for (const e of this.epochs.values()) if (e.state === 'CLOSED' && !e.ephemeral) this.closed(e);
@@ -375,11 +383,13 @@ class Sim {
     }
     this.liveList = keep;
     if (!forGood) return;
-    for (const [handle, obj] of this.objects) {
-      if (obj.epoch !== epoch.id) continue;
-      this.objects.delete(handle);
-      this.graveyard.push(handle);
-    }
+    for (const [handle, obj] of this.objects) if (obj.epoch === epoch.id) this.bury(handle, obj);
+  }
+
+  private bury(handle: bigint, obj: ModelObject): void {
+    this.objects.delete(handle);
+    this.graveyard.push(handle);
+    this.buried.set(handle, { n: obj.n, size: obj.size, epoch: obj.epoch });
   }
 
   private async domain(op: Extract<Op, { k: 'domain' }>): Promise<void> {
@@ -429,7 +439,7 @@ class Sim {
     if (r.ok) this.madeDurable();
     this.result.reopens++;
     this.open();
-    this.reconcile(r.ok);
+    this.reconcile(r.ok ? 'clean' : 'crash');
   }
 
   private async recoverFromCrash(pick: number): Promise<void> {
@@ -443,21 +453,107 @@ class Sim {
     this.ctl.crashed = false;
     this.ctl.disarm();
     this.ctl.takeFired();
+    if (this.catalogLost) {
+      this.catalogLost = false;
+      this.rebuildLostCatalog();
+      this.open();
+      this.reconcile('recovered');
+      return;
+    }
     this.open();
-    this.reconcile(false);
+    this.reconcile('crash');
+  }
+
+  /** The catalog is gone: the store must refuse to open (and reset nothing), then recover rebuilds it. */
+  private rebuildLostCatalog(): void {
+    const catalogFile = path.join(this.storeDir, CATALOG_FILE);
+    for (const suffix of ['', '-wal', '-shm', '.reserve']) fs.rmSync(catalogFile + suffix, { force: true });
+    const files = fs.readdirSync(this.deviceDir).filter((f) => f.startsWith('zone-')).length;
+    let code: string | undefined;
+    try {
+      openStoreWith(this.storeDir, { device: new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl) }, {}).close();
+    } catch (err) {
+      code = (err as ZnsSlabError).code;
+    }
+    if (code !== ErrorCode.CATALOG_MISSING) this.fail(`open without a catalog gave ${code ?? 'a new store'}, not ERR_CATALOG_MISSING`);
+    if (fs.readdirSync(this.deviceDir).filter((f) => f.startsWith('zone-')).length !== files) this.fail('open without a catalog changed the device');
+    const device = openEmulatedDevice(this.deviceDir, { exclusive: true });
+    try {
+      rebuildCatalog(device, catalogFile, 'device');
+    } catch (err) {
+      this.fail(`recover failed: ${describeError(err)}`);
+    } finally {
+      device.close();
+    }
+    this.result.recoveries++;
   }
 
   /**
    * After a reopen: epochs and objects against what the model says must or may have survived.
    * `clean`: the store was closed cleanly, so everything is durable and nothing may differ.
    */
-  private reconcile(clean: boolean): void {
+  private reconcile(mode: 'clean' | 'crash' | 'recovered'): void {
     // The model's own reads here are checks, not workload: no injected faults.
     this.ctl.enabled = false;
     try {
-      this.reconcileChecked(clean);
+      if (mode === 'recovered') this.reconcileRecovered();
+      else this.reconcileChecked(mode === 'clean');
     } finally {
       this.ctl.enabled = true;
+    }
+  }
+
+  /**
+   * After `zns-slab recover`: every flushed object not freed, of an epoch not closed, is back
+   * with its bytes. Anything else may be back too (frees after a slab's last seal, a closed
+   * epoch whose zones were not yet reset), but only ever with its own bytes; an auto-closing
+   * domain's objects never.
+   */
+  private reconcileRecovered(): void {
+    const closedBefore = new Set<number>();
+    for (const e of this.epochs.values()) if (e.state === 'CLOSED') closedBefore.add(e.id);
+    const liveList: bigint[] = [];
+    for (const [handle, obj] of [...this.objects]) {
+      const epoch = this.epochs.get(obj.epoch);
+      const mustLive = obj.durable && obj.freed === 'no' && !closedBefore.has(obj.epoch) && epoch !== undefined && !epoch.ephemeral;
+      const verdict = this.checkRead(handle, mustLive, epoch?.ephemeral === true, 'after a lost catalog and recover');
+      this.result.verifiedAfterReopen++;
+      if (verdict === 'live') {
+        obj.durable = true;
+        obj.freed = 'no';
+        liveList.push(handle);
+      } else this.bury(handle, obj);
+    }
+    const stillDead: bigint[] = [];
+    for (const handle of this.graveyard) {
+      if (this.objects.has(handle)) continue;
+      const was = this.buried.get(handle)!;
+      this.objects.set(handle, { n: was.n, handle, size: was.size, epoch: was.epoch, durable: true, freed: 'no' });
+      if (this.checkRead(handle, false, false, 'after recover (a dead handle)') === 'live') {
+        liveList.push(handle);
+        this.buried.delete(handle);
+      } else {
+        this.objects.delete(handle);
+        stillDead.push(handle);
+      }
+    }
+    this.graveyard = stillDead;
+    this.liveList = liveList;
+    this.limbo = [];
+    // Epochs as the recovered catalog has them: recovered ones CLOSING, a new one current.
+    this.epochs.clear();
+    for (const obj of this.objects.values()) {
+      if (this.epochs.has(obj.epoch)) continue;
+      const state = this.store.epochState(obj.epoch) as EpochModelState;
+      if (state !== 'CLOSING') this.fail(`a recovered object's epoch ${obj.epoch} is ${state}, not CLOSING`);
+      this.epochs.set(obj.epoch, { id: obj.epoch, state, durable: state, ephemeral: false });
+    }
+    this.current = this.store.epochCurrent();
+    this.epochs.set(this.current, { id: this.current, state: 'ACTIVE', durable: 'ACTIVE', ephemeral: false });
+    try {
+      this.store.verify();
+    } catch (err) {
+      this.fail(`verify after recover: ${describeError(err)}`);
     }
   }
 
@@ -494,10 +590,7 @@ class Sim {
         obj.durable = true;
         obj.freed = 'no';
         liveList.push(handle);
-      } else {
-        this.objects.delete(handle);
-        this.graveyard.push(handle);
-      }
+      } else this.bury(handle, obj);
     }
     this.liveList = liveList;
     this.limbo = [];
@@ -577,7 +670,7 @@ async function runWith(seed: number, options: Omit<RunOptions, 'seed'>, next: (s
     sim.close();
     return { ...sim.result, crashes: sim.ctl.counts.crashes, faults: sim.ctl.counts.faults };
   } catch (err) {
-    const result = sim?.result ?? { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0 };
+    const result = sim?.result ?? { ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0 };
     result.ops = step + 1;
     try {
       sim?.close();

@@ -97,6 +97,12 @@ export interface ZonedDevice {
    */
   readonly owner?: string | undefined;
   setOwner?(storeId: string): void;
+  /**
+   * A number the owner keeps with the device where it can (`zns-slab recover` records the
+   * generation floor it rebuilt from, so a second rebuild starts above it). Opaque here.
+   */
+  readonly generationFloor?: number | undefined;
+  setGenerationFloor?(floor: number): void;
 }
 
 /** Fewer than this many zones or blocks per zone makes no useful store. */

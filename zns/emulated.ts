@@ -55,6 +55,8 @@ interface DeviceMeta {
   geometry: DeviceGeometry;
   /** The store that owns the device (its id), once one does. */
   owner?: string;
+  /** Its owner's lowest generation after a catalog rebuild (opaque here). */
+  generationFloor?: number;
   /** Zones finished early (FULL with fewer bytes than the capacity). */
   finished: number[];
   /** Zones taken offline (fault injection; a real drive does this to worn zones). */
@@ -128,12 +130,14 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private activeCount = 0;
   private closed = false;
   private ownerId: string | undefined;
+  private floor: number | undefined;
   private lock: FolderLock | undefined;
 
   /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
   constructor(dir: string, meta: DeviceMeta, lock?: FolderLock) {
     this.path = dir;
     this.ownerId = meta.owner;
+    this.floor = meta.generationFloor;
     this.lock = lock;
     this.geometry = Object.freeze({ ...meta.geometry });
     this.maxOpen = effectiveLimit(meta.geometry.maxOpenZones, meta.geometry.zoneCount);
@@ -180,6 +184,17 @@ export class EmulatedZonedDevice implements ZonedDevice {
   setOwner(storeId: string): void {
     this.checkOpen();
     this.ownerId = storeId;
+    this.saveMeta();
+  }
+
+  get generationFloor(): number | undefined {
+    return this.floor;
+  }
+
+  /** Records the owner's generation floor (durable on return). */
+  setGenerationFloor(floor: number): void {
+    this.checkOpen();
+    this.floor = floor;
     this.saveMeta();
   }
 
@@ -530,6 +545,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     });
     const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) };
     if (this.ownerId !== undefined) meta.owner = this.ownerId;
+    if (this.floor !== undefined) meta.generationFloor = this.floor;
     try {
       writeMeta(this.path, meta);
     } catch (err) {
