@@ -83,8 +83,9 @@ export function rebuildCatalog(
     storeId: '', zones: report.length, zonesWithData: 0, zonesUnreadable: [], bytesScanned: 0, slabs: 0, slabsSuperseded: 0, slabsEphemeral: 0,
     epochs: [], objects: 0, objectsCorrupt: 0, catalog: catalogFile, seconds: 0,
   };
+  let scanned = 0;
   for (const z of report) {
-    progress(z.index, report.length, best.size, out.objects);
+    progress(z.index, report.length, best.size, scanned);
     if (z.type !== ZoneType.SEQUENTIAL_WRITE_REQUIRED || z.condition === ZoneCondition.OFFLINE || z.condition === ZoneCondition.EMPTY) continue;
     const written = z.condition === ZoneCondition.FULL ? g.zoneCapacity : z.writePointer - z.start;
     if (written <= 0) continue;
@@ -95,6 +96,7 @@ export function rebuildCatalog(
           out.slabsEphemeral++;
           continue;
         }
+        scanned += found.objects;
         const id = found.header.storeId.toString('hex');
         stores.set(id, (stores.get(id) ?? 0) + 1);
         const prev = best.get(found.header.slabId);

@@ -71,6 +71,8 @@ class UsageError extends Error {}
 
 /** Where recover writes when the store still has a catalog.db. */
 const RECOVERED_CATALOG_FILE = 'catalog.recovered.db';
+/** Without a terminal, recover prints a progress line every this many zones. */
+const PROGRESS_EVERY_ZONES = 64;
 
 interface Args {
   command: string | undefined;
@@ -284,13 +286,16 @@ function cmdRecover(args: Args): number {
   const device = openZonedDevice(devicePath, { exclusive: true });
   let report: RecoverReport;
   try {
+    const tty = process.stderr.isTTY === true;
     report = rebuildCatalog(device, target, storeRelative(dir, device.path), (zone, zones, slabs, objects) => {
-      if (zone % 16 === 0 || zone === zones - 1) err(`\rrecover: zone ${zone + 1}/${zones}, ${slabs} slabs, ${objects} objects`);
+      const line = `recover: zone ${zone + 1}/${zones}, ${slabs} slabs, ${objects} objects so far`;
+      if (tty && zone % 16 === 0) err(`\r${line}`);
+      else if (!tty && (zone % PROGRESS_EVERY_ZONES === 0 || zone === zones - 1)) err(`${line}\n`);
     });
   } finally {
     device.close();
   }
-  err('\n');
+  if (process.stderr.isTTY) err('\n');
   out(JSON.stringify(report, null, 2) + '\n');
   const mb = (report.bytesScanned / 1e6).toFixed(1);
   err(

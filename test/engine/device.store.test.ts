@@ -4,6 +4,7 @@
  * (the emulated device covers the same engine paths in store.test.ts).
  */
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -42,7 +43,8 @@ describe.runIf(devices.length > 0)('the store on real zoned devices', () => {
         const tmp = tempDir();
         try {
           const dir = path.join(tmp.dir, 'store');
-          let store = openStore(dir, { device });
+          // Earlier tests left a store's data on the device: start over, on purpose.
+          let store = openStore(dir, { device, overwriteDevice: true });
           const e1 = store.epochCurrent();
           const inE1 = Array.from({ length: 240 }, (_, i) => store.put(big(i))); // ~72 MB: more than one zone
           const e2 = store.epochAdvance();
@@ -80,7 +82,7 @@ describe.runIf(devices.length > 0)('the store on real zoned devices', () => {
       it("holds the device's open and active limits with more epochs than zones may be active", () => {
         const tmp = tempDir();
         try {
-          const store = openStore(path.join(tmp.dir, 'store'), { device });
+          const store = openStore(path.join(tmp.dir, 'store'), { device, overwriteDevice: true });
           const g = store.device.geometry;
           const epochs = effectiveLimit(g.maxActiveZones, g.zoneCount) + 3;
           const handles: bigint[] = [];
@@ -96,6 +98,46 @@ describe.runIf(devices.length > 0)('the store on real zoned devices', () => {
           expect(active).toBeLessThanOrEqual(effectiveLimit(g.maxActiveZones, g.zoneCount));
           expect(store.statsGlobal().counters.zonesFinishedEarly).toBeGreaterThanOrEqual(3);
           handles.forEach((h, e) => expect(store.get(h).equals(Buffer.alloc(5000, e))).toBe(true));
+          store.close();
+        } finally {
+          tmp.cleanup();
+        }
+      });
+
+      it('knows its own device: one owner at a time, another catalog refused, a lost catalog recovered', () => {
+        const tmp = tempDir();
+        try {
+          // First another store on the device, whose catalog is kept aside.
+          const x = path.join(tmp.dir, 'x');
+          const first = openStore(x, { device, overwriteDevice: true });
+          first.put(Buffer.from('x'));
+          first.close();
+          fs.copyFileSync(path.join(x, 'catalog.db'), path.join(tmp.dir, 'x.db'));
+          const a = path.join(tmp.dir, 'a');
+          let store = openStore(a, { device, overwriteDevice: true });
+          const kept = Array.from({ length: 3000 }, (_, i) => ({ h: store.put(Buffer.alloc(200 + (i % 3000), i & 0xff)), i }));
+          store.flush();
+          // O_EXCL: a second store on the device is refused while this one has it.
+          expect(codeOf(() => openStore(path.join(tmp.dir, 'b'), { device }))).toBe(ErrorCode.DEVICE_LOCKED);
+          store.close();
+          // No catalog, device full of data: refused, nothing reset.
+          const written = kernelReport(device).filter((z) => z.writePointer > z.start).length;
+          expect(codeOf(() => openStore(path.join(tmp.dir, 'b'), { device }))).toBe(ErrorCode.CATALOG_MISSING);
+          expect(kernelReport(device).filter((z) => z.writePointer > z.start).length).toBe(written);
+          // The other store's catalog on this device: refused from the slab headers (a raw device has no label).
+          fs.mkdirSync(path.join(tmp.dir, 'd'));
+          fs.copyFileSync(path.join(tmp.dir, 'x.db'), path.join(tmp.dir, 'd', 'catalog.db'));
+          expect(codeOf(() => openStore(path.join(tmp.dir, 'd'), { device }))).toBe(ErrorCode.CATALOG_MISMATCH);
+          expect(kernelReport(device).filter((z) => z.writePointer > z.start).length).toBe(written);
+          // The catalog is lost: recover rebuilds it from the device.
+          fs.rmSync(path.join(a, 'catalog.db'));
+          const r = spawnSync(process.execPath, [cli, 'recover', a, '--device', device], { encoding: 'utf8' });
+          expect(r.status, r.stderr).toBe(0);
+          const report = JSON.parse(r.stdout) as { objects: number; objectsCorrupt: number };
+          expect(report.objects).toBe(kept.length);
+          expect(report.objectsCorrupt).toBe(0);
+          store = openStore(a, { device });
+          for (const { h, i } of kept) expect(store.get(h).equals(Buffer.alloc(200 + (i % 3000), i & 0xff))).toBe(true);
           store.close();
         } finally {
           tmp.cleanup();
