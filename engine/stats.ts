@@ -279,7 +279,7 @@ export function zoneStats(report: readonly Zone[], src?: StatsSource): ZoneStats
       epochState: owned ? (states.get(engine.owner) ?? null) : null,
       slabs: engine?.slabs.size ?? 0,
       liveBytes: engine?.liveBytes ?? 0,
-      deadBytes: owned ? dataBytes - engine.liveBytes : 0,
+      deadBytes: owned ? Math.max(0, dataBytes - engine.liveBytes) : 0,
       damaged: src?.damaged.has(z.index) ?? false,
     };
   });

@@ -17,8 +17,8 @@ const HELP: Record<string, string> = {
   main: `zns-slab: inspect zns-slab stores and zoned devices
 
 Usage:
-  zns-slab stats <store> [--json|--no-json] [--text|--no-text] [--class N] [--epoch N]
-  zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition]
+  zns-slab stats <store> [--json|--no-json] [--text|--no-text] [--class N] [--epoch N] [--salvage]
+  zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition] [--salvage]
   zns-slab recover <store> [--device PATH] [--force]
   zns-slab help [stats|zones|recover]
 
@@ -49,6 +49,7 @@ JSON report on stdout, progress and a summary on stderr.
   --text / --no-text   human-readable report on stderr (default: on)
   --class N            only size class N (its statsClass snapshot)
   --epoch N            only epoch N (its statsEpoch snapshot)
+  --salvage            open a damaged store anyway (see zones --salvage)
 
 Counters are cumulative over the store's life (saved at every flush and close).
 Example: zns-slab stats ./data --no-text | jq .version
@@ -64,6 +65,8 @@ slabs, live and dead bytes), an emulated device folder, or a zoned block device 
   --condition LIST     only zones in these conditions, comma-separated:
                        empty,implicit-open,explicit-open,closed,full,read-only,offline,not-wp
   --color-by KEY       svg colour: epoch (default for a store) or condition
+  --salvage            open a store whose zones are missing, truncated or unreadable:
+                       damaged zones are marked DAMAGED (damaged: true in --json)
 `,
 };
 
@@ -81,7 +84,7 @@ interface Args {
 }
 
 const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device']);
-const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage']);
 
 function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
@@ -175,7 +178,7 @@ function cmdStats(args: Args): number {
   const text = !args.flags.has('--no-text');
   const sizeClass = intFlag(args, '--class');
   const epoch = intFlag(args, '--epoch');
-  const store = openStore(args.target, { readOnly: true });
+  const store = openStore(args.target, args.flags.has('--salvage') ? { salvage: true } : { readOnly: true });
   try {
     const global = store.statsGlobal();
     let snapshot: unknown = global;
@@ -212,7 +215,7 @@ function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
     `0x${z.writePointer.toString(16)}`,
     z.fillPct.toFixed(1),
     z.type,
-    z.condition,
+    z.damaged ? `${z.condition} DAMAGED` : z.condition,
     ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), mib(z.liveBytes), mib(z.deadBytes)] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
@@ -233,7 +236,7 @@ function cmdZones(args: Args): number {
   let rows: ZoneStats[];
   let title: string;
   if (forStore) {
-    const store = openStore(args.target, { readOnly: true });
+    const store = openStore(args.target, args.flags.has('--salvage') ? { salvage: true } : { readOnly: true });
     try {
       rows = store.statsZones();
       title = `zns-slab store ${path.resolve(args.target)} (${store.device.kind} device)`;
