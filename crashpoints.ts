@@ -23,9 +23,21 @@ function parse(spec: string | undefined): { name: string; countdown: number } | 
 
 const armed = parse(process.env[ENV]);
 
-/** Dies here (SIGKILL, after `before` runs) when this point is the armed one and its count is up. */
-export function crashPoint(name: CrashPointName, before?: () => void): void {
-  if (armed === undefined || armed.name !== name || --armed.countdown > 0) return;
-  before?.();
+/**
+ * True when this point is the armed one and its count is up: the caller does what must happen
+ * first (a torn write) and calls `crashNow`. A plain call, no closure, so the hot path allocates nothing.
+ */
+export function crashPointReached(name: CrashPointName): boolean {
+  return armed !== undefined && armed.name === name && --armed.countdown === 0;
+}
+
+/** Dies here, as SIGKILL would kill it anywhere. */
+export function crashNow(): never {
   process.kill(process.pid, 'SIGKILL');
+  throw new Error('unreachable: SIGKILL was sent');
+}
+
+/** Dies here when this point is the armed one and its count is up. */
+export function crashPoint(name: CrashPointName): void {
+  if (crashPointReached(name)) crashNow();
 }

@@ -23,7 +23,7 @@ import { type Zone, type ZonedDevice, ZoneCondition, ZoneType } from '../zns/dev
 import { MAX_GENERATION, MAX_SLAB_ID } from './handle.js';
 import { GENERATION_LEASE, freeRow } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
-import { decodeSlot } from './slab.js';
+import { decodeSlot, storeSeed } from './slab.js';
 import { SLAB_HEADER_BYTES, type SlabHeader, readSlabHeader } from './slabHeader.js';
 
 export const RECOVERY_GENERATION_MARGIN = 1 << 16;
@@ -231,7 +231,7 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
     }
     const image = bytesAt(at, h.imageBytes);
     const live = new Uint8Array(h.live);
-    const storeTag = h.storeId.readUInt32LE(0);
+    const storeTag = storeSeed(h.storeId.readUInt32LE(0));
     let objects = 0;
     let corrupt = 0;
     for (let slot = 0; slot < h.slotCount; slot++) {

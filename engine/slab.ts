@@ -27,15 +27,21 @@ const INITIAL_BUFFER_SLOTS = 4;
 const MIN_BUFFER_BYTES = 512;
 const BITMAP_WORDS = 8; // 256 bits
 
-const identity = Buffer.alloc(16);
+const identity = Buffer.alloc(12);
 
-function checksum(storeTag: number, slabId: number, generation: number, slot: number, sizeClass: number, payload: Uint8Array): number {
-  identity.writeUInt32LE(storeTag, 0);
-  identity.writeUInt32LE(slabId, 4);
-  identity.writeUInt32LE(generation, 8);
-  identity.writeUInt16LE(slot, 12);
-  identity.writeUInt16LE(sizeClass, 14);
-  return zlib.crc32(payload, zlib.crc32(identity));
+/** The crc32 of a store's four-byte tag: every slot checksum of the store starts from it. */
+export function storeSeed(storeTag: number): number {
+  const tag = Buffer.alloc(4);
+  tag.writeUInt32LE(storeTag >>> 0, 0);
+  return zlib.crc32(tag);
+}
+
+function checksum(storeSeed: number, slabId: number, generation: number, slot: number, sizeClass: number, payload: Uint8Array): number {
+  identity.writeUInt32LE(slabId, 0);
+  identity.writeUInt32LE(generation, 4);
+  identity.writeUInt16LE(slot, 8);
+  identity.writeUInt16LE(sizeClass, 10);
+  return zlib.crc32(payload, zlib.crc32(identity, storeSeed));
 }
 
 /** What a seal writes into the slab's header besides the slab's own fields. */
@@ -51,7 +57,7 @@ export class Slab {
   generation: number;
   readonly cls: SizeClass;
   readonly epoch: number;
-  /** Four bytes of the store id, in every slot's checksum. */
+  /** The crc32 of four bytes of the store id: every slot's checksum starts from it (storeSeed). */
   readonly storeTag: number;
   state: SlabState;
   /** Slots handed out in this generation; slot indexes are never reused within it. */
@@ -164,7 +170,7 @@ export class Slab {
       sizeClass: this.cls.index,
       slotCount: this.slotCount,
       imageBytes: used,
-      live: this.bitmapBytes(),
+      live: new Uint8Array(this.live.buffer, this.live.byteOffset, this.live.byteLength), // a view: the header copies it
       ephemeral: stamp.ephemeral,
     });
     return buf.subarray(0, used);

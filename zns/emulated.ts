@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { crashPoint } from '../crashpoints.js';
+import { crashNow, crashPoint, crashPointReached } from '../crashpoints.js';
 import { type FolderLock, lockFolder } from './lock.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
@@ -284,7 +284,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
     const fd = this.fd(zone);
     // A torn write: half of it reaches the file, then the process dies.
-    crashPoint('device.write', () => fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within));
+    if (crashPointReached('device.write')) {
+      fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
+      crashNow();
+    }
     try {
       // A short count is not an error yet (a full disk writes what fits, then says ENOSPC).
       for (let n = 0; n < data.length; ) {
