@@ -24,7 +24,7 @@ import { MAX_GENERATION, MAX_SLAB_ID } from './handle.js';
 import { GENERATION_LEASE, freeRow } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
 import { decodeSlot, storeSeed } from './slab.js';
-import { SLAB_HEADER_BYTES, type SlabHeader, readSlabHeader } from './slabHeader.js';
+import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES, type SlabHeader, readSlabHeader, trailerMatches } from './slabHeader.js';
 
 export const RECOVERY_GENERATION_MARGIN = 1 << 16;
 export const RECOVERY_SLAB_ID_MARGIN = 4096;
@@ -60,6 +60,8 @@ interface Found {
   objects: number;
   /** Live slots whose checksum failed. */
   corrupt: number;
+  /** Its trailer is there: the whole image was written. */
+  complete: boolean;
 }
 
 /**
@@ -196,12 +198,14 @@ export function rebuildCatalog(
 }
 
 /**
- * Of two images of one slab id: the higher generation, then the later seal, then the one whose
- * objects check out (a seal retried after a partial write has the same generation and sequence).
+ * Of two images of one slab id: the higher generation, then the later seal, then the complete
+ * one (a seal retried after a partial write has the same generation and sequence), then the one
+ * whose objects check out.
  */
 function newer(a: Found, b: Found): boolean {
   if (a.header.generation !== b.header.generation) return a.header.generation > b.header.generation;
   if (a.header.sealSequence !== b.header.sealSequence) return a.header.sealSequence > b.header.sealSequence;
+  if (a.complete !== b.complete) return a.complete;
   return a.corrupt < b.corrupt || (a.corrupt === b.corrupt && a.offset > b.offset);
 }
 
@@ -230,6 +234,7 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
       continue;
     }
     const image = bytesAt(at, h.imageBytes);
+    const complete = trailerMatches(image.subarray(h.imageBytes - SLAB_TRAILER_BYTES), image);
     const live = new Uint8Array(h.live);
     const storeTag = storeSeed(h.storeId.readUInt32LE(0));
     let objects = 0;
@@ -245,9 +250,9 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
         corrupt++;
       }
     }
-    yield { header: h, zone: z.index, offset: at, live, objects, corrupt };
-    // A damaged image may be a write that landed in part, with the next image starting inside
-    // what this header claims: look for headers block by block through it.
-    at += corrupt > 0 ? block : h.imageBytes;
+    // An image without its trailer is a write that landed in part (its retry, if any, starts
+    // inside what this header claims): never preferred to a complete one, and searched block by block.
+    yield { header: h, zone: z.index, offset: at, live, objects, corrupt, complete };
+    at += complete && corrupt === 0 ? h.imageBytes : block;
   }
 }

@@ -9,7 +9,7 @@ import type { Epoch } from './epoch.js';
 import type { SlabRegistry } from './registry.js';
 import type { SizeClassTable } from './sizeClass.js';
 import { Slab } from './slab.js';
-import { SLAB_HEADER_BYTES, type SlabHeader, readSlabHeader } from './slabHeader.js';
+import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES, type SlabHeader, readSlabHeader, trailerMatches } from './slabHeader.js';
 import type { ZoneManager } from './zones.js';
 
 /**
@@ -152,13 +152,19 @@ export function headerAt(device: ZonedDevice, z: Zone, offset: number): SlabHead
   return readSlabHeader(device.read(z.start + offset, SLAB_HEADER_BYTES));
 }
 
-/** The headers of consecutive slab images from `from` to `end` in zone `z`; stops at the first place without one. */
+/**
+ * The headers of the slab images from `from` to `end` in zone `z`. An image whose trailer is
+ * missing (a write that landed in part) is yielded too, and the walk looks for the next header
+ * block by block inside it; the walk stops at the first block that starts no image.
+ */
 export function* walkHeaders(device: ZonedDevice, z: Zone, from: number, end: number): Generator<SlabHeader> {
   const block = device.geometry.logicalBlockSize;
   for (let at = from; at + SLAB_HEADER_BYTES <= end; ) {
-    const h = headerAt(device, z, at);
+    const raw = device.read(z.start + at, SLAB_HEADER_BYTES);
+    const h = readSlabHeader(raw);
     if (h === undefined || h.imageBytes < block || h.imageBytes % block !== 0) return;
     yield h;
-    at += h.imageBytes;
+    const complete = at + h.imageBytes <= end && trailerMatches(device.read(z.start + at + h.imageBytes - SLAB_TRAILER_BYTES, SLAB_TRAILER_BYTES), raw);
+    at += complete ? h.imageBytes : block;
   }
 }

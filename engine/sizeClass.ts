@@ -5,7 +5,7 @@
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { MAX_SIZE_CLASS } from './handle.js';
-import { SLAB_HEADER_BYTES } from './slabHeader.js';
+import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES } from './slabHeader.js';
 
 export const SMALL_CLASS_SIZES = [64, 96, 128, 192, 256, 384, 512, 768] as const;
 export const MAX_CLASS_SIZE = 1024 * 1024;
@@ -61,9 +61,10 @@ export class SizeClassTable {
       const stride = SLOT_HEADER_BYTES + size;
       const byTarget = Math.floor(TARGET_SLAB_BYTES / stride);
       let slotsPerSlab = Math.max(1, Math.min(MAX_SLOTS_PER_SLAB, byTarget));
-      while (slotsPerSlab > 0 && roundUp(SLAB_HEADER_BYTES + slotsPerSlab * stride, blockSize) > zoneCapacity) slotsPerSlab--;
+      const bytes = (slots: number) => roundUp(SLAB_HEADER_BYTES + slots * stride + SLAB_TRAILER_BYTES, blockSize);
+      while (slotsPerSlab > 0 && bytes(slotsPerSlab) > zoneCapacity) slotsPerSlab--;
       if (slotsPerSlab === 0) break; // this class and every larger one cannot fit a zone
-      classes.push({ index, size, stride, slotsPerSlab, slabBytes: roundUp(SLAB_HEADER_BYTES + slotsPerSlab * stride, blockSize) });
+      classes.push({ index, size, stride, slotsPerSlab, slabBytes: bytes(slotsPerSlab) });
     }
     if (classes.length === 0) {
       throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `zone capacity ${zoneCapacity} is too small for the smallest size class`);

@@ -15,7 +15,7 @@
 import zlib from 'node:zlib';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { SLOT_HEADER_BYTES, type SizeClass } from './sizeClass.js';
-import { SLAB_HEADER_BYTES, writeSlabHeader } from './slabHeader.js';
+import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES, writeSlabHeader, writeSlabTrailer } from './slabHeader.js';
 
 export const enum SlabState {
   OPEN = 1,
@@ -173,7 +173,9 @@ export class Slab {
       live: new Uint8Array(this.live.buffer, this.live.byteOffset, this.live.byteLength), // a view: the header copies it
       ephemeral: stamp.ephemeral,
     });
-    return buf.subarray(0, used);
+    const image = buf.subarray(0, used);
+    writeSlabTrailer(image);
+    return image;
   }
 
   markSealed(zone: number, offset: number, length: number): void {
@@ -238,5 +240,5 @@ export function decodeSlot(bytes: Uint8Array, storeTag: number, slabId: number, 
 
 /** Device bytes of a sealed slab of `slotCount` slots: header and slots, rounded up to the block. */
 export function sealedBytes(slotCount: number, stride: number, blockSize: number): number {
-  return Math.ceil((SLAB_HEADER_BYTES + slotCount * stride) / blockSize) * blockSize;
+  return Math.ceil((SLAB_HEADER_BYTES + slotCount * stride + SLAB_TRAILER_BYTES) / blockSize) * blockSize;
 }

@@ -9,11 +9,16 @@
  *  64  32 B live bitmap at seal                         96  u8 flags (bit 0: ephemeral epoch)   97  reserved (zero)
  * 124  u32 crc32 of bytes [0, 124)
  *
- * Slots follow the header; the image is padded to the device block.
+ * Slots follow the header; the image is padded to the device block, and its last 16 bytes are
+ * a trailer that repeats the header's crc, slab id and generation. A write that landed only in
+ * part (the kernel splits large writes) has a header but no trailer: readers take such an image
+ * as incomplete and look for the next header inside it.
  */
 import zlib from 'node:zlib';
 
 export const SLAB_HEADER_BYTES = 128;
+export const SLAB_TRAILER_BYTES = 16;
+const TRAILER_MAGIC = 0x444e455a; // 'ZEND' read little-endian
 export const SLAB_MAGIC = 0x424c535a; // 'ZSLB' read little-endian
 export const SLAB_HEADER_VERSION = 1;
 export const STORE_ID_BYTES = 16;
@@ -76,4 +81,21 @@ export function readSlabHeader(buf: Uint8Array): SlabHeader | undefined {
     live: new Uint8Array(b.subarray(64, 96)),
     ephemeral: (b.readUInt8(96) & FLAG_EPHEMERAL) !== 0,
   };
+}
+
+/** Writes the trailer into the last SLAB_TRAILER_BYTES of `image`, after its header. */
+export function writeSlabTrailer(image: Buffer): void {
+  const at = image.length - SLAB_TRAILER_BYTES;
+  image.writeUInt32LE(TRAILER_MAGIC, at);
+  image.writeUInt32LE(image.readUInt32LE(CRC_AT), at + 4);
+  image.writeUInt32LE(image.readUInt32LE(24), at + 8); // slab id
+  image.writeUInt32LE(image.readUInt32LE(28), at + 12); // generation
+}
+
+/** Whether `trailer` (the last SLAB_TRAILER_BYTES of an image) closes the image `header` opened. */
+export function trailerMatches(trailer: Uint8Array, header: Uint8Array): boolean {
+  if (trailer.byteLength < SLAB_TRAILER_BYTES || header.byteLength < SLAB_HEADER_BYTES) return false;
+  const t = Buffer.from(trailer.buffer, trailer.byteOffset, SLAB_TRAILER_BYTES);
+  const h = Buffer.from(header.buffer, header.byteOffset, SLAB_HEADER_BYTES);
+  return t.readUInt32LE(0) === TRAILER_MAGIC && t.readUInt32LE(4) === h.readUInt32LE(CRC_AT) && t.readUInt32LE(8) === h.readUInt32LE(24) && t.readUInt32LE(12) === h.readUInt32LE(28);
 }
