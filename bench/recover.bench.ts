@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CATALOG_FILE, openStore } from '../engine/store.js';
+import { diskUsage } from '../tools/diskUsage.js';
 
 const args = process.argv.slice(2);
 const COUNT = args.includes('--objects') ? Number(args[args.indexOf('--objects') + 1]) : 100_000;
@@ -21,14 +22,6 @@ function bytesFor(i: number): Buffer {
   return b;
 }
 
-function du(dir: string): number {
-  let total = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    total += e.isDirectory() ? du(p) : fs.statSync(p).blocks * 512;
-  }
-  return total;
-}
 
 const base = fs.mkdtempSync(path.join(os.tmpdir(), 'zns-slab-recover-bench-'));
 try {
@@ -47,7 +40,7 @@ try {
   }
   store.close();
   const buildSeconds = (Date.now() - t) / 1000;
-  const storeBytes = du(dir);
+  const storeBytes = diskUsage(dir);
   fs.rmSync(path.join(dir, CATALOG_FILE));
   for (const f of ['-wal', '-shm', '.reserve']) fs.rmSync(path.join(dir, CATALOG_FILE + f), { force: true });
 

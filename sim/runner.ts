@@ -386,6 +386,16 @@ class Sim {
     for (const [handle, obj] of this.objects) if (obj.epoch === epoch.id) this.bury(handle, obj);
   }
 
+  /** After a reopen, the model takes what the store holds: there now means live and durable. */
+  private settle(handle: bigint, obj: ModelObject, verdict: 'live' | 'dead', liveList: bigint[]): void {
+    this.result.verifiedAfterReopen++;
+    if (verdict === 'live') {
+      obj.durable = true;
+      obj.freed = 'no';
+      liveList.push(handle);
+    } else this.bury(handle, obj);
+  }
+
   private bury(handle: bigint, obj: ModelObject): void {
     this.objects.delete(handle);
     this.graveyard.push(handle);
@@ -516,13 +526,7 @@ class Sim {
     for (const [handle, obj] of [...this.objects]) {
       const epoch = this.epochs.get(obj.epoch);
       const mustLive = obj.durable && obj.freed === 'no' && !closedBefore.has(obj.epoch) && epoch !== undefined && !epoch.ephemeral;
-      const verdict = this.checkRead(handle, mustLive, epoch?.ephemeral === true, 'after a lost catalog and recover');
-      this.result.verifiedAfterReopen++;
-      if (verdict === 'live') {
-        obj.durable = true;
-        obj.freed = 'no';
-        liveList.push(handle);
-      } else this.bury(handle, obj);
+      this.settle(handle, obj, this.checkRead(handle, mustLive, epoch?.ephemeral === true, 'after a lost catalog and recover'), liveList);
     }
     const stillDead: bigint[] = [];
     for (const handle of this.graveyard) {
@@ -584,13 +588,7 @@ class Sim {
       if (gone.has(obj.epoch) && obj.durable && obj.freed === 'no') this.fail(`${describeObj(obj)} was durable, but its epoch is unknown after reopen`);
       const mustLive = !epochClosed && obj.freed === 'no' && (clean || obj.durable);
       const mustDead = epochClosed || (clean && obj.freed !== 'no');
-      const verdict = this.checkRead(handle, mustLive, mustDead, clean ? 'after a clean close and reopen' : 'after a crash');
-      this.result.verifiedAfterReopen++;
-      if (verdict === 'live') {
-        obj.durable = true;
-        obj.freed = 'no';
-        liveList.push(handle);
-      } else this.bury(handle, obj);
+      this.settle(handle, obj, this.checkRead(handle, mustLive, mustDead, clean ? 'after a clean close and reopen' : 'after a crash'), liveList);
     }
     this.liveList = liveList;
     this.limbo = [];

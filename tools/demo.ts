@@ -9,6 +9,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { openStore, type Store } from '../engine/store.js';
 import { ZnsSlabError } from '../errors.js';
+import { diskUsage } from './diskUsage.js';
 
 const DIR = path.resolve(process.argv[2] ?? 'data');
 const OBJECTS_PER_EPOCH = 20_000;
@@ -26,14 +27,6 @@ function objectBytes(epoch: string, i: number): Buffer {
   return out;
 }
 
-function du(dir: string): number {
-  let total = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    total += entry.isDirectory() ? du(p) : fs.statSync(p).blocks * 512;
-  }
-  return total;
-}
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
@@ -80,10 +73,10 @@ function main(): void {
   const c = fill(store, 'C');
   store.flush();
 
-  const diskBefore = du(DIR);
+  const diskBefore = diskUsage(DIR);
   say(`closing epoch ${epochA}: its ${store.statsGlobal().epochs.find((e) => e.epoch === epochA)!.zones} zones are reset, no copying`);
   store.epochClose(epochA);
-  const diskAfter = du(DIR);
+  const diskAfter = diskUsage(DIR);
   const afterClose = store.statsGlobal();
   say(`  disk usage ${mib(diskBefore)} -> ${mib(diskAfter)}`);
 

@@ -525,7 +525,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
       const [oldest] = this.fds.keys();
       if (oldest !== undefined) this.dropFd(oldest);
     }
-    fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    try {
+      fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    } catch (err) {
+      throw fsError(err, `opening zone ${zone}'s file`);
+    }
     this.fds.set(zone, fd);
     return fd;
   }
