@@ -1,0 +1,255 @@
+/**
+ * The cache's index: key hash -> engine handle, in three typed arrays and a bitset instead of a
+ * Map of strings (the issue's target: 24 bytes or less per entry at a million entries).
+ *
+ * - Open addressing with linear probing in Robin Hood order, and backward-shift deletion (no
+ *   tombstones), over a table of any size: the home slot is `hash * capacity / 2^32`, so the
+ *   table grows by half (not double) and stays between MIN_LOAD and MAX_LOAD full.
+ * - A slot holds the key's 32-bit hash (0 means empty: a hash of 0 is stored as 1) and the
+ *   handle's two 32-bit halves. The index never holds keys: two keys with one hash are told
+ *   apart by the caller's `matches`, which compares the full key stored beside the value (so a
+ *   collision costs a read, never another key's value).
+ * - One access bit per slot, set by `touch`, for the cache's reinsertion (CLOCK-style).
+ */
+
+/** A position in the table's arrays (not a count): branded so it is not mixed with one. */
+type Slot = number & { readonly __slot: unique symbol };
+
+/** Fullest the table gets before it grows by GROWTH. */
+export const MAX_LOAD = 0.85;
+/** Growth factor: after growing the table is MAX_LOAD / GROWTH full (about 57%). */
+export const GROWTH = 1.5;
+export const MIN_CAPACITY_SLOTS = 64;
+/** Bytes one slot costs: tag, handle high and low words, and its access bit. */
+export const BYTES_PER_SLOT = 4 + 4 + 4 + 1 / 8;
+
+const TWO_POW_32 = 4294967296;
+
+/** Called with a candidate's handle: is this the entry for the key being looked up? */
+export type Matches = (handle: bigint) => boolean;
+
+export class KeyIndex {
+  #capacity: number;
+  #tags: Uint32Array;
+  #hi: Uint32Array;
+  #lo: Uint32Array;
+  #accessed: Uint8Array;
+  #size = 0;
+
+  constructor(initialCapacity = MIN_CAPACITY_SLOTS) {
+    if (!Number.isSafeInteger(initialCapacity) || initialCapacity < 1) {
+      throw new RangeError(`KeyIndex: initialCapacity must be a positive integer, got ${String(initialCapacity)}`);
+    }
+    this.#capacity = Math.max(MIN_CAPACITY_SLOTS, Math.ceil(initialCapacity / MAX_LOAD));
+    this.#tags = new Uint32Array(this.#capacity);
+    this.#hi = new Uint32Array(this.#capacity);
+    this.#lo = new Uint32Array(this.#capacity);
+    this.#accessed = new Uint8Array(Math.ceil(this.#capacity / 8));
+  }
+
+  /** Entries held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Slots in the table. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /** Bytes of the typed arrays behind the table (all the memory it holds besides the object). */
+  get bytes(): number {
+    return this.#tags.byteLength + this.#hi.byteLength + this.#lo.byteLength + this.#accessed.byteLength;
+  }
+
+  /** The handle stored for the key whose hash is `hash` and that `matches` accepts. */
+  get(hash: number, matches: Matches): bigint | undefined {
+    const slot = this.#find(tagOf(hash), matches);
+    return slot === undefined ? undefined : this.#handle(slot);
+  }
+
+  /** Marks the entry as read since it was written (the cache reinserts such entries before eviction). */
+  touch(hash: number, matches: Matches): boolean {
+    const slot = this.#find(tagOf(hash), matches);
+    if (slot === undefined) return false;
+    this.#accessed[slot >>> 3]! |= 1 << (slot & 7);
+    return true;
+  }
+
+  /** Whether the entry was touched since it was set. */
+  accessed(hash: number, matches: Matches): boolean {
+    const slot = this.#find(tagOf(hash), matches);
+    return slot !== undefined && (this.#accessed[slot >>> 3]! & (1 << (slot & 7))) !== 0;
+  }
+
+  /**
+   * Stores `handle` for the key (its access bit cleared). Returns the handle it replaces, if
+   * the key was there.
+   */
+  set(hash: number, handle: bigint, matches: Matches): bigint | undefined {
+    const tag = tagOf(hash);
+    const existing = this.#find(tag, matches);
+    if (existing !== undefined) {
+      const old = this.#handle(existing);
+      this.#write(existing, tag, handle, false);
+      return old;
+    }
+    if (this.#size + 1 > this.#capacity * MAX_LOAD) this.#grow();
+    this.#insert(tag, Number(handle >> 32n), Number(handle & 0xffffffffn), false);
+    this.#size++;
+    return undefined;
+  }
+
+  /** Removes the key's entry; returns its handle. */
+  delete(hash: number, matches: Matches): bigint | undefined {
+    const slot = this.#find(tagOf(hash), matches);
+    if (slot === undefined) return undefined;
+    const old = this.#handle(slot);
+    this.#removeAt(slot);
+    this.#size--;
+    return old;
+  }
+
+  /** Every entry's hash and handle (in table order; do not change the index meanwhile). */
+  *entries(): IterableIterator<[hash: number, handle: bigint]> {
+    for (let s = 0; s < this.#capacity; s++) {
+      if (this.#tags[s] !== 0) yield [this.#tags[s]!, this.#handle(s as Slot)];
+    }
+  }
+
+  clear(): void {
+    this.#tags.fill(0);
+    this.#accessed.fill(0);
+    this.#size = 0;
+  }
+
+  /** Checks the table's invariants (for tests): Robin Hood order, no lost entries, the size. */
+  verify(): void {
+    let n = 0;
+    for (let s = 0; s < this.#capacity; s++) {
+      const tag = this.#tags[s]!;
+      if (tag === 0) continue;
+      n++;
+      // Every slot between an entry's home and its slot is occupied (lookups would stop early otherwise).
+      for (let p = this.#home(tag); p !== s; p = this.#next(p)) {
+        if (this.#tags[p] === 0) throw new Error(`KeyIndex: entry in slot ${s} is cut off from its home by an empty slot ${p}`);
+      }
+    }
+    if (n !== this.#size) throw new Error(`KeyIndex: size ${this.#size}, counted ${n}`);
+  }
+
+  #home(tag: number): Slot {
+    return Math.floor((tag * this.#capacity) / TWO_POW_32) as Slot;
+  }
+
+  #next(slot: number): Slot {
+    return (slot + 1 === this.#capacity ? 0 : slot + 1) as Slot;
+  }
+
+  #distance(slot: number, tag: number): number {
+    const home = this.#home(tag);
+    return slot >= home ? slot - home : slot + this.#capacity - home;
+  }
+
+  #handle(slot: Slot): bigint {
+    return (BigInt(this.#hi[slot]!) << 32n) | BigInt(this.#lo[slot]!);
+  }
+
+  #write(slot: Slot, tag: number, handle: bigint, accessed: boolean): void {
+    this.#tags[slot] = tag;
+    this.#hi[slot] = Number(handle >> 32n);
+    this.#lo[slot] = Number(handle & 0xffffffffn);
+    this.#setAccessed(slot, accessed);
+  }
+
+  #setAccessed(slot: number, on: boolean): void {
+    if (on) this.#accessed[slot >>> 3]! |= 1 << (slot & 7);
+    else this.#accessed[slot >>> 3]! &= ~(1 << (slot & 7));
+  }
+
+  #find(tag: number, matches: Matches): Slot | undefined {
+    let slot = this.#home(tag);
+    for (let dist = 0; ; dist++) {
+      const t = this.#tags[slot]!;
+      // Robin Hood order: past an entry closer to its home than we are to ours, ours is not here.
+      if (t === 0 || this.#distance(slot, t) < dist) return undefined;
+      if (t === tag && matches(this.#handle(slot))) return slot;
+      slot = this.#next(slot);
+    }
+  }
+
+  /** Robin Hood insertion: the entry farther from home takes the slot. */
+  #insert(tag: number, hi: number, lo: number, accessed: boolean): void {
+    let slot = this.#home(tag);
+    let dist = 0;
+    for (;;) {
+      const t = this.#tags[slot]!;
+      if (t === 0) {
+        this.#tags[slot] = tag;
+        this.#hi[slot] = hi;
+        this.#lo[slot] = lo;
+        this.#setAccessed(slot, accessed);
+        return;
+      }
+      const theirs = this.#distance(slot, t);
+      if (theirs < dist) {
+        const [oh, ol, oa] = [this.#hi[slot]!, this.#lo[slot]!, (this.#accessed[slot >>> 3]! & (1 << (slot & 7))) !== 0];
+        this.#tags[slot] = tag;
+        this.#hi[slot] = hi;
+        this.#lo[slot] = lo;
+        this.#setAccessed(slot, accessed);
+        tag = t;
+        hi = oh;
+        lo = ol;
+        accessed = oa;
+        dist = theirs;
+      }
+      slot = this.#next(slot);
+      dist++;
+    }
+  }
+
+  /** Backward-shift deletion: later entries of the run move one slot toward home. */
+  #removeAt(slot: Slot): void {
+    let hole = slot;
+    for (let next = this.#next(hole); ; next = this.#next(next)) {
+      const t = this.#tags[next]!;
+      if (t === 0 || this.#distance(next, t) === 0) break;
+      this.#tags[hole] = t;
+      this.#hi[hole] = this.#hi[next]!;
+      this.#lo[hole] = this.#lo[next]!;
+      this.#setAccessed(hole, (this.#accessed[next >>> 3]! & (1 << (next & 7))) !== 0);
+      hole = next;
+    }
+    this.#tags[hole] = 0;
+    this.#setAccessed(hole, false);
+  }
+
+  #grow(): void {
+    const [tags, hi, lo, acc, capacity] = [this.#tags, this.#hi, this.#lo, this.#accessed, this.#capacity];
+    this.#capacity = Math.ceil(capacity * GROWTH);
+    this.#tags = new Uint32Array(this.#capacity);
+    this.#hi = new Uint32Array(this.#capacity);
+    this.#lo = new Uint32Array(this.#capacity);
+    this.#accessed = new Uint8Array(Math.ceil(this.#capacity / 8));
+    for (let s = 0; s < capacity; s++) {
+      if (tags[s] !== 0) this.#insert(tags[s]!, hi[s]!, lo[s]!, (acc[s >>> 3]! & (1 << (s & 7))) !== 0);
+    }
+  }
+}
+
+/** A key hash as stored: never 0 (0 marks an empty slot). */
+function tagOf(hash: number): number {
+  const h = hash >>> 0;
+  return h === 0 ? 1 : h;
+}
+
+/** FNV-1a over the key's bytes: 32 bits, good enough spread for the table's home slots. */
+export function hashKey(key: Uint8Array): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key[i]!;
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
