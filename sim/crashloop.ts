@@ -11,7 +11,7 @@
  * flushed and not freed: exactly its bytes; anything else: its bytes or a stale/invalid
  * handle, never another object's bytes. JSON summary on stdout, progress on stderr.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,6 +22,9 @@ import { runAsMain } from './main.js';
 import { Rng, payloadFor } from './rng.js';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'crashChild.js');
+const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'tools', 'cli.js');
+/** Share of kills after which the catalog is deleted too, and rebuilt with `zns-slab recover`. */
+const RECOVER_SHARE = 0.08;
 /** Big enough to hold a growing live set, small enough that epochs must be closed to go on. */
 export const CRASH_LOOP_GEOMETRY = { zoneCount: 48, zoneSize: 1024 * 1024, zoneCapacity: 1024 * 1024, logicalBlockSize: 4096, maxOpenZones: 4, maxActiveZones: 6 };
 /** Operations a writer runs when no kill comes first (then it closes cleanly). */
@@ -48,6 +51,8 @@ export interface CrashLoopResult {
   lost: number;
   wrong: number;
   refusedToOpen: number;
+  /** Kills after which the catalog was also deleted and rebuilt by `zns-slab recover`. */
+  recoveries: number;
   failures: string[];
 }
 
@@ -75,14 +80,15 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
   const objects = new Map<bigint, Obj>();
   const graveyard: bigint[] = [];
   /** The same handles, to catch a handle handed out twice. */
-  const buried = new Set<bigint>();
+  const buried = new Map<bigint, Obj>();
   const bury = (h: bigint): void => {
+    const o = objects.get(h);
     objects.delete(h);
     graveyard.push(h);
-    buried.add(h);
+    if (o !== undefined) buried.set(h, o);
   };
   const closedDurably = new Set<number>();
-  const result: CrashLoopResult = { rounds: 0, kills: 0, killsAtPoints: {}, cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, failures: [] };
+  const result: CrashLoopResult = { rounds: 0, kills: 0, killsAtPoints: {}, cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, recoveries: 0, failures: [] };
   let nextObject = 1;
   try {
     while (result.kills < options.kills) {
@@ -138,6 +144,27 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
           for (const [h, o] of objects) if (o.epoch === Number(a)) bury(h);
         }
       }
+      // Some kills also lose the catalog: the store must refuse, then `zns-slab recover` rebuilds it.
+      const lostCatalog = !clean && rng.chance(RECOVER_SHARE);
+      if (lostCatalog) {
+        for (const suffix of ['', '-wal', '-shm', '.reserve']) fs.rmSync(path.join(dir, 'catalog.db' + suffix), { force: true });
+        let code: string | undefined;
+        try {
+          openStore(dir).close();
+        } catch (err) {
+          code = (err as ZnsSlabError).code;
+        }
+        if (code !== 'ERR_CATALOG_MISSING') {
+          result.failures.push(`round ${result.rounds}: open without a catalog gave ${code ?? 'a store'}, not ERR_CATALOG_MISSING`);
+          return result;
+        }
+        const r = spawnSync(process.execPath, [CLI, 'recover', dir], { encoding: 'utf8' });
+        if (r.status !== 0) {
+          result.failures.push(`round ${result.rounds}: zns-slab recover exited ${r.status}: ${r.stderr.trim().split('\n').slice(-2).join(' | ')}`);
+          return result;
+        }
+        result.recoveries++;
+      }
       // A fresh process's view: read-only first (it must open too), then read-write.
       for (const readOnly of [true, false]) {
         let store;
@@ -159,16 +186,35 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
               } else bury(h);
             }
           }
-          const newest = Math.max(0, graveyard.length - GRAVEYARD_NEWEST);
-          for (let i = newest; i < graveyard.length; i++) check(store, graveyard[i]!, undefined, false, result, `round ${result.rounds} (${point})`);
-          for (let i = 0; i < GRAVEYARD_SAMPLE && newest > 0; i++) check(store, graveyard[rng.below(newest)]!, undefined, false, result, `round ${result.rounds} (${point})`);
+          if (lostCatalog) {
+            // After a rebuild, a dead handle may come back (a free after its slab's seal, a closed
+            // epoch whose zones were not reset yet), but only ever with its own bytes.
+            const stillDead: bigint[] = [];
+            for (const h of graveyard) {
+              const was = buried.get(h);
+              if (was !== undefined && check(store, h, was, false, result, `round ${result.rounds} (after recover)`)) {
+                if (!readOnly) {
+                  objects.set(h, { ...was, durable: true, freed: 'no' });
+                  buried.delete(h);
+                } else stillDead.push(h);
+              } else stillDead.push(h);
+            }
+            if (!readOnly) {
+              graveyard.length = 0;
+              for (const h of stillDead) graveyard.push(h);
+            }
+          } else {
+            const newest = Math.max(0, graveyard.length - GRAVEYARD_NEWEST);
+            for (let i = newest; i < graveyard.length; i++) check(store, graveyard[i]!, undefined, false, result, `round ${result.rounds} (${point})`);
+            for (let i = 0; i < GRAVEYARD_SAMPLE && newest > 0; i++) check(store, graveyard[rng.below(newest)]!, undefined, false, result, `round ${result.rounds} (${point})`);
+          }
           if (!readOnly) store.verify();
         } finally {
           store.close();
         }
       }
       result.objectsLive = objects.size;
-      log(`round ${result.rounds}: ${clean ? 'clean close' : `killed (${point})`}, ${run.lines.length} acknowledged steps, ${objects.size} live objects, ${graveyard.length} dead handles`);
+      log(`round ${result.rounds}: ${clean ? 'clean close' : `killed (${point})${lostCatalog ? ', catalog lost, recovered' : ''}`}, ${run.lines.length} acknowledged steps, ${objects.size} live objects, ${graveyard.length} dead handles`);
       if (result.failures.length > 0) break;
     }
   } finally {
@@ -215,7 +261,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const result = await crashLoop({ kills, seed, ...(dir ? { dir } : {}), log: (s) => process.stderr.write(s + '\n') });
   process.stdout.write(JSON.stringify({ seed, seconds: (Date.now() - started) / 1000, ...result }, null, 2) + '\n');
-  process.stderr.write(`crash loop: ${result.kills} kills, ${result.cleanCloses} clean closes, ${result.handlesChecked} handle checks: ${result.lost} lost, ${result.wrong} wrong, ${result.refusedToOpen} refused to open\n`);
+  process.stderr.write(`crash loop: ${result.kills} kills (${result.recoveries} with the catalog lost and recovered), ${result.cleanCloses} clean closes, ${result.handlesChecked} handle checks: ${result.lost} lost, ${result.wrong} wrong, ${result.refusedToOpen} refused to open\n`);
   for (const f of result.failures.slice(0, 10)) process.stderr.write(`  ${f}\n`);
   return result.failures.length === 0 ? 0 : 1;
 }
