@@ -65,6 +65,14 @@ export const ErrorCode = {
   DEVICE_LOCKED: 'ERR_DEVICE_LOCKED',
   /** The object's zone is damaged or gone (a salvage open serves the rest). */
   ZONE_LOST: 'ERR_ZONE_LOST',
+  /** openCache on a folder that holds a plain store (not made by openCache). Nothing was changed. */
+  NOT_A_CACHE: 'ERR_NOT_A_CACHE',
+  /** openStore (writable) on a folder that holds a cache: open it with openCache. Nothing was changed. */
+  IS_A_CACHE: 'ERR_IS_A_CACHE',
+  /** A cache key longer than the cache's maximum (MAX_KEY_BYTES), or empty. */
+  KEY_TOO_LONG: 'ERR_KEY_TOO_LONG',
+  /** A value msgpackr cannot encode (a symbol, a function), or stored bytes it cannot decode. */
+  VALUE_ENCODING: 'ERR_VALUE_ENCODING',
   /** An internal invariant failed: a bug in zns-slab. Please report it with the message. */
   INTERNAL: 'ERR_INTERNAL',
   /** libzbd (or another native piece) is not installed or cannot be loaded. */

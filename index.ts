@@ -28,6 +28,16 @@ export {
 } from './engine/stats.js';
 export { ZnsSlabError, ErrorCode } from './errors.js';
 export {
+  openCache,
+  Cache,
+  MAX_KEY_BYTES,
+  EPOCHS_PER_CACHE,
+  REINSERTION_BUDGET_FRACTION,
+  type CacheOptions,
+  type SetOptions,
+  type CacheStats,
+} from './cache/cache.js';
+export {
   ZoneCondition,
   ZoneType,
   type DeviceGeometry,

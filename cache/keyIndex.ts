@@ -110,6 +110,95 @@ export class KeyIndex {
     return old;
   }
 
+  // ---- slot-level access, for the cache's hot paths (one probe per operation) -------------
+
+  /** The slot holding the key's entry, or -1. A slot is valid until the next set or delete. */
+  find(hash: number, matches: Matches): number {
+    const slot = this.#find(tagOf(hash), matches);
+    return slot === undefined ? -1 : slot;
+  }
+
+  /** The handle's high 32 bits at an occupied slot. */
+  hiAt(slot: number): number {
+    return this.#hi[slot]!;
+  }
+
+  /** The handle's low 32 bits at an occupied slot. */
+  loAt(slot: number): number {
+    return this.#lo[slot]!;
+  }
+
+  handleAt(slot: number): bigint {
+    return this.#handle(slot as Slot);
+  }
+
+  accessedAt(slot: number): boolean {
+    return (this.#accessed[slot >>> 3]! & (1 << (slot & 7))) !== 0;
+  }
+
+  /** Sets the access bit of an occupied slot (a read since the entry was written). */
+  markAccessed(slot: number): void {
+    this.#accessed[slot >>> 3]! |= 1 << (slot & 7);
+  }
+
+  /** Gives an occupied slot's entry a new handle (its key, and so its slot, stay); clears its access bit. */
+  replaceAt(slot: number, handle: bigint): void {
+    this.#write(slot as Slot, this.#tags[slot]!, handle, false);
+  }
+
+  /** Removes the entry at an occupied slot. */
+  deleteAt(slot: number): void {
+    if (this.#tags[slot] === 0) throw new RangeError(`KeyIndex.deleteAt: slot ${slot} is empty`);
+    this.#removeAt(slot as Slot);
+    this.#size--;
+  }
+
+  /**
+   * Visits every entry exactly once; an entry for which `keep` returns false is removed. `keep`
+   * may `replaceAt` its own slot, and must not set or delete otherwise. The walk starts after
+   * an empty slot, so backward-shift deletion never moves an unvisited entry behind the walk
+   * nor a visited one ahead of it. Returns the entries removed.
+   */
+  sweep(keep: (slot: number, hi: number, lo: number) => boolean): number {
+    const start = this.#tags.indexOf(0);
+    if (start < 0) throw new Error('KeyIndex: a table below MAX_LOAD has an empty slot');
+    let removed = 0;
+    for (let i = 1; i <= this.#capacity; i++) {
+      const slot = (start + i) % this.#capacity;
+      // After a removal the next entry of the run shifts into this slot: look at it again.
+      while (this.#tags[slot] !== 0 && !keep(slot, this.#hi[slot]!, this.#lo[slot]!)) {
+        this.#removeAt(slot as Slot);
+        this.#size--;
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** The table's arrays, for a checkpoint (views of the live arrays: copy or write them before changing the index). */
+  arrays(): { tags: Uint32Array; hi: Uint32Array; lo: Uint32Array; accessed: Uint8Array; size: number } {
+    return { tags: this.#tags, hi: this.#hi, lo: this.#lo, accessed: this.#accessed, size: this.#size };
+  }
+
+  /** An index over arrays from `arrays()` (a checkpoint read back); checks their shapes and the size. */
+  static fromArrays(tags: Uint32Array, hi: Uint32Array, lo: Uint32Array, accessed: Uint8Array): KeyIndex {
+    const capacity = tags.length;
+    if (capacity < MIN_CAPACITY_SLOTS || hi.length !== capacity || lo.length !== capacity || accessed.length !== Math.ceil(capacity / 8)) {
+      throw new RangeError('KeyIndex.fromArrays: arrays of mismatched lengths');
+    }
+    const index = new KeyIndex(1);
+    index.#capacity = capacity;
+    index.#tags = tags;
+    index.#hi = hi;
+    index.#lo = lo;
+    index.#accessed = accessed;
+    let size = 0;
+    for (let s = 0; s < capacity; s++) if (tags[s] !== 0) size++;
+    index.#size = size;
+    if (size + 1 > capacity * MAX_LOAD) index.#grow();
+    return index;
+  }
+
   /** Every entry's hash and handle (in table order; do not change the index meanwhile). */
   *entries(): IterableIterator<[hash: number, handle: bigint]> {
     for (let s = 0; s < this.#capacity; s++) {
@@ -244,12 +333,35 @@ function tagOf(hash: number): number {
   return h === 0 ? 1 : h;
 }
 
-/** FNV-1a over the key's bytes: 32 bits, good enough spread for the table's home slots. */
+/**
+ * FNV-1a over the key's bytes, then murmur3's finalizer: the table's home slot comes from the
+ * hash's high bits, which plain FNV-1a spreads poorly for short keys. Stable across processes
+ * (checkpoints store hashes).
+ */
 export function hashKey(key: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     h ^= key[i]!;
     h = Math.imul(h, 0x01000193);
   }
+  return fmix32(h);
+}
+
+/** hashKey's twin for string keys, over UTF-16 code units (no encoding on the hot path). */
+export function hashString(key: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return fmix32(h);
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }

@@ -71,6 +71,8 @@ export interface CatalogMeta {
   sealSequence: number;
   /** The engine's counters, as JSON it wrote (opaque here). */
   counters?: string;
+  /** What the store is for, when a layer above made it ('cache'); absent for a plain store. */
+  purpose?: string;
 }
 
 /**
@@ -270,6 +272,7 @@ export class Catalog {
       this.setMeta.run('store_id', meta.storeId);
       this.setMeta.run('commit_sequence', String(meta.commitSequence));
       this.setMeta.run('seal_sequence', String(meta.sealSequence));
+      if (meta.purpose !== undefined) this.setMeta.run('purpose', meta.purpose);
       this.upsertEpoch.run(firstEpoch);
     })();
     this.commitSequence = meta.commitSequence;
@@ -300,6 +303,7 @@ export class Catalog {
       commitSequence: Number(need('commit_sequence')),
       sealSequence: Number(need('seal_sequence')),
       ...(m.has('counters') ? { counters: m.get('counters')! } : {}),
+      ...(m.has('purpose') ? { purpose: m.get('purpose')! } : {}),
     };
   }
 

@@ -263,6 +263,38 @@ export class Store implements Disposable, DomainHost {
     if (slab.liveCount === 0) this.onSlabEmpty(slab);
   }
 
+  /** Whether the handle names a live object (false for stale, freed or forged handles; never throws for a bigint). */
+  isLive(handle: bigint): boolean {
+    this.checkOpen();
+    try {
+      this.resolve(handle);
+      return true;
+    } catch (err) {
+      if (err instanceof ZnsSlabError && (err.code === ErrorCode.STALE_HANDLE || err.code === ErrorCode.INVALID_HANDLE)) return false;
+      throw err;
+    }
+  }
+
+  /** The epoch a live object belongs to (ERR_STALE_HANDLE once it is freed or its epoch closed). */
+  epochOf(handle: bigint): number {
+    this.checkOpen();
+    return this.resolve(handle).slab.epoch;
+  }
+
+  /**
+   * The handles of every live object of a live epoch, open slabs included, slab by slab. For
+   * bulk scans (a cache rebuilding its index); do not put, free or close meanwhile.
+   */
+  *handles(epochId: number): Generator<bigint, void, undefined> {
+    this.checkOpen();
+    const epoch = this.liveEpoch(epochId);
+    for (const slab of epoch.slabs) {
+      for (let slot = 0; slot < slab.slotCount; slot++) {
+        if (slab.isLive(slot)) yield encodeHandle(slab.id, slab.generation, slot, slab.cls.index);
+      }
+    }
+  }
+
   /** Largest object this store accepts (depends on the zone capacity). */
   get maxObjectSize(): number {
     return this.sizeClasses.maxObjectSize;
@@ -273,6 +305,22 @@ export class Store implements Disposable, DomainHost {
   epochCurrent(): number {
     this.checkOpen();
     return this.current.id;
+  }
+
+  /**
+   * Starts a new ACTIVE epoch beside the current one (which stays current): for objects that
+   * must go away together at a time of their own, such as a cache's entries that expire in
+   * one time bucket. Put into it with `{ epoch }`; it is durable at the next flush.
+   */
+  epochCreate(): number {
+    this.checkWritable();
+    return this.createEpoch().id;
+  }
+
+  /** Live epochs (ACTIVE and CLOSING), oldest first. */
+  epochsLive(): number[] {
+    this.checkOpen();
+    return [...this.epochs.keys()].filter((id) => !this.epochs.get(id)!.ephemeral).sort((a, b) => a - b);
   }
 
   /** The current epoch becomes CLOSING and a new ACTIVE one starts; returns the new epoch. */
@@ -697,7 +745,7 @@ export function openStore(dir: string, options: StoreOptions = {}): Store {
  * @internal `openStore` with fault-injection hooks on the catalog (the simulator's). Not part
  * of the package's API.
  */
-export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: { catalogHooks?: CatalogHooks }): Store {
+export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: { catalogHooks?: CatalogHooks; purpose?: string }): Store {
   if (typeof dir !== 'string' || dir.length === 0) {
     throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: dir must be a folder path, got ${describe(dir)}`);
   }
@@ -761,6 +809,7 @@ export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: {
         storeId,
         commitSequence: 0,
         sealSequence: 0,
+        ...(internal.purpose !== undefined ? { purpose: internal.purpose } : {}),
       };
       // The device names its owner first: a crash between the two leaves a device that says
       // it is owned and no catalog, which the next open refuses rather than silently reuses.
@@ -769,6 +818,12 @@ export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: {
       created = true;
     } else {
       const meta = catalog.readMeta();
+      // A layer's store (a cache's) is written only through that layer; anyone may inspect it.
+      if (!readOnly && meta.purpose !== internal.purpose) {
+        if (meta.purpose === 'cache') throw new ZnsSlabError(ErrorCode.IS_A_CACHE, `${dir} holds a zns-slab cache: open it with openCache(), not openStore() (nothing was changed)`);
+        if (internal.purpose === 'cache') throw new ZnsSlabError(ErrorCode.NOT_A_CACHE, `${dir} holds a plain zns-slab store, not a cache: open it with openStore() (nothing was changed)`);
+        throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} holds a store made for '${meta.purpose ?? 'plain use'}', not '${internal.purpose ?? 'plain use'}'`);
+      }
       const recorded = meta.geometry as unknown as DeviceGeometry;
       if (options.geometry && !sameGeometry(recorded, { ...recorded, ...options.geometry })) {
         throw new ZnsSlabError(
