@@ -22,6 +22,7 @@ import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import type { Store, StoreOptions } from '../engine/store.js';
 import { openStoreWith } from '../engine/store.js';
 import type { DeviceGeometry } from '../zns/device.js';
+import type { CatalogHooks } from '../catalog/catalog.js';
 import { DEFAULT_EMULATED_GEOMETRY, fsError } from '../zns/emulated.js';
 import { readCheckpoint, syncDir, writeCheckpoint } from './checkpoint.js';
 import { KeyIndex, hashKey, hashString } from './keyIndex.js';
@@ -157,6 +158,11 @@ interface Descriptor {
   /** [epoch, bucket end]: the TTL buckets. */
   buckets: [number, number][];
   counters: Counters;
+  /** As of the write: for `zns-slab stats` on a closed cache. */
+  entries?: number;
+  heldBytes?: number;
+  indexBytes?: number;
+  savedAt?: string;
 }
 
 /** One live epoch, as the cache sees it. */
@@ -411,6 +417,16 @@ export class Cache implements Disposable {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * @internal For the simulator and crash tests: the process dies here. Nothing is flushed,
+   * checkpointed or committed (Store.abandon).
+   */
+  abandon(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#store.abandon();
   }
 
   // ---- observability -----------------------------------------------------------------------
@@ -699,6 +715,10 @@ export class Cache implements Disposable {
       reinsertion: this.#reinsertion,
       buckets: [...this.#buckets.values()].map((e) => [e.id, e.bucketEnd]),
       counters: this.#counters,
+      entries: this.#index.size,
+      heldBytes: this.#heldBytes,
+      indexBytes: this.#index.bytes + this.#slabEpoch.byteLength,
+      savedAt: new Date().toISOString(),
     };
     writeDescriptorFile(this.path, d);
   }
@@ -861,10 +881,50 @@ function writeDescriptorFile(dir: string, d: Descriptor): void {
   }
 }
 
-/** Reads the descriptor of a cache folder without opening it (for `zns-slab stats`). */
-export function readCacheDescriptor(dir: string): { maxBytes: number; buckets: number; counters: Record<string, number> } | undefined {
+/** A closed (or running) cache's counters as of its last flush, from its descriptor. */
+export interface SavedCacheStats {
+  savedAt: string | null;
+  entries: number | null;
+  maxBytes: number;
+  heldBytes: number | null;
+  ttlBuckets: number;
+  hits: number;
+  misses: number;
+  hitRatio: number | null;
+  sets: number;
+  deletes: number;
+  evictions: { entries: number; bytes: number; epochs: number };
+  reinsertions: { entries: number; bytes: number };
+  expirations: { entries: number; epochs: number };
+  userBytes: number;
+  indexBytesPerEntry: number | null;
+  checkpoints: number;
+}
+
+/** Reads a cache folder's saved stats without opening it (for `zns-slab stats`); undefined for a plain store. */
+export function readCacheStats(dir: string): SavedCacheStats | undefined {
   const d = readDescriptor(dir);
-  return d === undefined ? undefined : { maxBytes: d.maxBytes, buckets: d.buckets.length, counters: { ...d.counters } };
+  if (d === undefined) return undefined;
+  const c = { ...newCounters(), ...d.counters };
+  const lookups = c.hits + c.misses;
+  return {
+    savedAt: d.savedAt ?? null,
+    entries: d.entries ?? null,
+    maxBytes: d.maxBytes,
+    heldBytes: d.heldBytes ?? null,
+    ttlBuckets: d.buckets.length,
+    hits: c.hits,
+    misses: c.misses,
+    hitRatio: lookups === 0 ? null : c.hits / lookups,
+    sets: c.sets,
+    deletes: c.deletes,
+    evictions: { entries: c.evictedEntries, bytes: c.evictedBytes, epochs: c.evictedEpochs },
+    reinsertions: { entries: c.reinsertedEntries, bytes: c.reinsertedBytes },
+    expirations: { entries: c.expiredEntries, epochs: c.expiredEpochs },
+    userBytes: c.userBytes,
+    indexBytesPerEntry: d.entries && d.indexBytes !== undefined ? d.indexBytes / d.entries : null,
+    checkpoints: c.checkpoints,
+  };
 }
 
 function pow2Floor(n: number): number {
@@ -885,6 +945,11 @@ export function cacheGeometry(maxBytes: number): Partial<DeviceGeometry> {
  * (ERR_NOT_A_CACHE).
  */
 export function openCache(dir: string, options: CacheOptions = {}): Cache {
+  return openCacheWith(dir, options, {});
+}
+
+/** @internal `openCache` with the store's fault-injection hooks (the simulator's). */
+export function openCacheWith(dir: string, options: CacheOptions, internal: { catalogHooks?: CatalogHooks }): Cache {
   if (typeof dir !== 'string' || dir.length === 0) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openCache: dir must be a folder path');
   if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openCache: options must be an object');
   for (const key of Object.keys(options)) {
@@ -908,7 +973,7 @@ export function openCache(dir: string, options: CacheOptions = {}): Cache {
   if (options.device !== undefined) storeOptions.device = options.device;
   if (options.geometry !== undefined) storeOptions.geometry = options.geometry;
   else if (!exists && options.device === undefined) storeOptions.geometry = cacheGeometry(resolvedMax);
-  const store = openStoreWith(dir, storeOptions, { purpose: CACHE_PURPOSE });
+  const store = openStoreWith(dir, storeOptions, { purpose: CACHE_PURPOSE, ...(internal.catalogHooks ? { catalogHooks: internal.catalogHooks } : {}) });
   try {
     const g = store.device.geometry;
     const needZones = Math.ceil(resolvedMax / g.zoneCapacity) + 4;

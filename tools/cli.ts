@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CATALOG_FILE, DEFAULT_DEVICE_DIR, openStore, storeRelative } from '../engine/store.js';
 import { type RecoverReport, rebuildCatalog } from '../engine/rebuild.js';
+import { type SavedCacheStats, readCacheStats } from '../cache/cache.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLAB_STATS_VERSION, zoneStats } from '../engine/stats.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { openZonedDevice } from '../zns/open.js';
@@ -171,6 +172,18 @@ function isStore(target: string): boolean {
   return fs.existsSync(path.join(target, CATALOG_FILE));
 }
 
+function cacheText(c: SavedCacheStats, deviceBytes: number): string {
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const mb = (x: number | null) => (x === null ? 'n/a' : `${(x / 1048576).toFixed(1)} MiB`);
+  return [
+    `cache (as of ${c.savedAt ?? 'its last flush'}): ${c.entries ?? '?'} entries, ${mb(c.heldBytes)} held of ${mb(c.maxBytes)}, ${c.ttlBuckets} TTL buckets`,
+    `  hits ${c.hits}, misses ${c.misses}, hit ratio ${pct(c.hitRatio)}; sets ${c.sets}, deletes ${c.deletes}`,
+    `  evicted ${c.evictions.entries} entries in ${c.evictions.epochs} epochs (${mb(c.evictions.bytes)}); reinserted ${c.reinsertions.entries} (${mb(c.reinsertions.bytes)}); expired ${c.expirations.entries} in ${c.expirations.epochs} epochs`,
+    `  user bytes ${mb(c.userBytes)}, device bytes ${mb(deviceBytes)}, write amplification ${c.userBytes === 0 ? 'n/a' : (deviceBytes / c.userBytes).toFixed(2)}; index ${c.indexBytesPerEntry === null ? 'n/a' : c.indexBytesPerEntry.toFixed(1)} B/entry`,
+    '',
+  ].join('\n');
+}
+
 function cmdStats(args: Args): number {
   if (!args.target) throw new UsageError('stats needs a store folder');
   if (!isStore(args.target)) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${args.target} is not a zns-slab store (no ${CATALOG_FILE})`);
@@ -181,14 +194,19 @@ function cmdStats(args: Args): number {
   const store = openStore(args.target, args.flags.has('--salvage') ? { salvage: true } : { readOnly: true });
   try {
     const global = store.statsGlobal();
-    let snapshot: unknown = global;
+    // A cache folder: its counters as of its last flush, beside the store's.
+    const cache = readCacheStats(args.target);
+    let snapshot: unknown = cache === undefined ? global : { ...global, cache: { ...cache, deviceBytes: global.counters.deviceBytesWritten, writeAmplification: cache.userBytes === 0 ? null : global.counters.deviceBytesWritten / cache.userBytes } };
     if (sizeClass !== undefined) snapshot = store.statsClass(sizeClass);
     else if (epoch !== undefined) snapshot = store.statsEpoch(epoch);
     if (json) out(JSON.stringify(snapshot, null, 2) + '\n');
     if (text) {
       if (sizeClass !== undefined) err(`size class ${sizeClass}:\n${classRow(snapshot as ClassStats)}\n`);
       else if (epoch !== undefined) err(`epoch ${epoch}:\n${epochRow(snapshot as EpochStats)}\n`);
-      else err(statsText(global));
+      else {
+        err(statsText(global));
+        if (cache !== undefined) err(cacheText(cache, global.counters.deviceBytesWritten));
+      }
     }
   } finally {
     store.close();
