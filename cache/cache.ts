@@ -687,9 +687,9 @@ export class Cache implements Disposable {
   /** A snapshot of the index's handles, then each live, unexpired entry's record. */
   *#records(): Generator<Buffer, void, undefined> {
     this.#checkOpen();
-    const { tags, hi, lo } = this.#index.arrays();
+    const { table } = this.#index.arrays();
     const handles: bigint[] = [];
-    for (let s = 0; s < tags.length; s++) if (tags[s] !== 0) handles.push((BigInt(hi[s]!) << 32n) | BigInt(lo[s]!));
+    for (let s = 0; s < table.length; s += 3) if (table[s] !== 0) handles.push((BigInt(table[s + 1]!) << 32n) | BigInt(table[s + 2]!));
     for (const handle of handles) {
       this.#checkOpen();
       if (!this.#store.isLive(handle)) continue;

@@ -11,7 +11,7 @@
  *   32 f64      next sequence number
  *   40 u32      crc32 of the body
  *   44 u32      reserved
- *   48          body: tags, hi, lo (u32 x capacity each), access bits (capacity/8 bytes)
+ *   48          body: the table (tag, handle hi, handle lo: u32 x 3 x capacity), access bits (capacity/8 bytes)
  *
  * Written to a temporary file, fsynced, renamed over the old one, and the folder fsynced.
  */
@@ -36,14 +36,14 @@ function bytesOf(a: Uint32Array | Uint8Array): Buffer {
 }
 
 export function writeCheckpoint(dir: string, index: KeyIndex, storeId: string, nextSequence: number): number {
-  const { tags, hi, lo, accessed } = index.arrays();
-  const body = [bytesOf(tags), bytesOf(hi), bytesOf(lo), bytesOf(accessed)];
+  const { table, accessed } = index.arrays();
+  const body = [bytesOf(table), bytesOf(accessed)];
   let crc = 0;
   for (const b of body) crc = zlib.crc32(b, crc);
   const header = Buffer.alloc(HEADER_BYTES);
   CHECKPOINT_MAGIC.copy(header, 0);
   header.writeUInt32LE(CHECKPOINT_VERSION, 8);
-  header.writeUInt32LE(tags.length, 12);
+  header.writeUInt32LE(table.length / 3, 12);
   Buffer.from(storeId, 'hex').copy(header, 16);
   header.writeDoubleLE(nextSequence, 32);
   header.writeUInt32LE(crc, 40);
@@ -82,11 +82,11 @@ export function readCheckpoint(dir: string, storeId: string): Checkpoint | undef
   if (buf.length !== HEADER_BYTES + capacity * 12 + bitBytes) return undefined;
   if (zlib.crc32(buf.subarray(HEADER_BYTES)) !== buf.readUInt32LE(40)) return undefined;
   // Copies into fresh aligned arrays (the file buffer's offset need not be 4-aligned).
-  const at = (i: number) => HEADER_BYTES + i * capacity * 4;
-  const u32 = (i: number) => new Uint32Array(new Uint8Array(buf.subarray(at(i), at(i + 1))).buffer);
-  const accessed = new Uint8Array(buf.subarray(at(3), at(3) + bitBytes));
+  const tableEnd = HEADER_BYTES + capacity * 12;
+  const table = new Uint32Array(new Uint8Array(buf.subarray(HEADER_BYTES, tableEnd)).buffer);
+  const accessed = new Uint8Array(buf.subarray(tableEnd, tableEnd + bitBytes));
   try {
-    return { index: KeyIndex.fromArrays(u32(0), u32(1), u32(2), accessed), nextSequence: buf.readDoubleLE(32) };
+    return { index: KeyIndex.fromArrays(table, accessed), nextSequence: buf.readDoubleLE(32) };
   } catch {
     return undefined;
   }

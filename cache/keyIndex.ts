@@ -6,7 +6,8 @@
  *   tombstones), over a table of any size: the home slot is `hash * capacity / 2^32`, so the
  *   table grows by half (not double) and stays between MIN_LOAD and MAX_LOAD full.
  * - A slot holds the key's 32-bit hash (0 means empty: a hash of 0 is stored as 1) and the
- *   handle's two 32-bit halves. The index never holds keys: two keys with one hash are told
+ *   handle's two 32-bit halves, side by side in one Uint32Array (three words a slot), so a probe
+ *   touches one cache line, not three. The index never holds keys: two keys with one hash are told
  *   apart by the caller's `matches`, which compares the full key stored beside the value (so a
  *   collision costs a read, never another key's value).
  * - One access bit per slot, set by `touch`, for the cache's reinsertion (CLOCK-style).
@@ -20,6 +21,8 @@ export const MAX_LOAD = 0.85;
 /** Growth factor: after growing the table is MAX_LOAD / GROWTH full (about 57%). */
 export const GROWTH = 1.5;
 export const MIN_CAPACITY_SLOTS = 64;
+/** Words of the table per slot: tag, handle high, handle low. */
+const WORDS_PER_SLOT = 3;
 /** Bytes one slot costs: tag, handle high and low words, and its access bit. */
 export const BYTES_PER_SLOT = 4 + 4 + 4 + 1 / 8;
 
@@ -30,9 +33,8 @@ export type Matches = (handle: bigint) => boolean;
 
 export class KeyIndex {
   #capacity: number;
-  #tags: Uint32Array;
-  #hi: Uint32Array;
-  #lo: Uint32Array;
+  /** [tag, handle hi, handle lo] per slot. */
+  #table: Uint32Array;
   #accessed: Uint8Array;
   #size = 0;
 
@@ -41,9 +43,7 @@ export class KeyIndex {
       throw new RangeError(`KeyIndex: initialCapacity must be a positive integer, got ${String(initialCapacity)}`);
     }
     this.#capacity = Math.max(MIN_CAPACITY_SLOTS, Math.ceil(initialCapacity / MAX_LOAD));
-    this.#tags = new Uint32Array(this.#capacity);
-    this.#hi = new Uint32Array(this.#capacity);
-    this.#lo = new Uint32Array(this.#capacity);
+    this.#table = new Uint32Array(this.#capacity * WORDS_PER_SLOT);
     this.#accessed = new Uint8Array(Math.ceil(this.#capacity / 8));
   }
 
@@ -59,7 +59,7 @@ export class KeyIndex {
 
   /** Bytes of the typed arrays behind the table (all the memory it holds besides the object). */
   get bytes(): number {
-    return this.#tags.byteLength + this.#hi.byteLength + this.#lo.byteLength + this.#accessed.byteLength;
+    return this.#table.byteLength + this.#accessed.byteLength;
   }
 
   /** The handle stored for the key whose hash is `hash` and that `matches` accepts. */
@@ -120,12 +120,12 @@ export class KeyIndex {
 
   /** The handle's high 32 bits at an occupied slot. */
   hiAt(slot: number): number {
-    return this.#hi[slot]!;
+    return this.#table[slot * 3 + 1]!;
   }
 
   /** The handle's low 32 bits at an occupied slot. */
   loAt(slot: number): number {
-    return this.#lo[slot]!;
+    return this.#table[slot * 3 + 2]!;
   }
 
   handleAt(slot: number): bigint {
@@ -143,12 +143,12 @@ export class KeyIndex {
 
   /** Gives an occupied slot's entry a new handle (its key, and so its slot, stay); clears its access bit. */
   replaceAt(slot: number, handle: bigint): void {
-    this.#write(slot as Slot, this.#tags[slot]!, handle, false);
+    this.#write(slot as Slot, this.#table[slot * 3]!, handle, false);
   }
 
   /** Removes the entry at an occupied slot. */
   deleteAt(slot: number): void {
-    if (this.#tags[slot] === 0) throw new RangeError(`KeyIndex.deleteAt: slot ${slot} is empty`);
+    if (this.#table[slot * 3] === 0) throw new RangeError(`KeyIndex.deleteAt: slot ${slot} is empty`);
     this.#removeAt(slot as Slot);
     this.#size--;
   }
@@ -160,13 +160,14 @@ export class KeyIndex {
    * nor a visited one ahead of it. Returns the entries removed.
    */
   sweep(keep: (slot: number, hi: number, lo: number) => boolean): number {
-    const start = this.#tags.indexOf(0);
-    if (start < 0) throw new Error('KeyIndex: a table below MAX_LOAD has an empty slot');
+    let start = 0;
+    while (start < this.#capacity && this.#table[start * 3] !== 0) start++;
+    if (start === this.#capacity) throw new Error('KeyIndex: a table below MAX_LOAD has an empty slot');
     let removed = 0;
     for (let i = 1; i <= this.#capacity; i++) {
       const slot = (start + i) % this.#capacity;
       // After a removal the next entry of the run shifts into this slot: look at it again.
-      while (this.#tags[slot] !== 0 && !keep(slot, this.#hi[slot]!, this.#lo[slot]!)) {
+      while (this.#table[slot * 3] !== 0 && !keep(slot, this.#table[slot * 3 + 1]!, this.#table[slot * 3 + 2]!)) {
         this.#removeAt(slot as Slot);
         this.#size--;
         removed++;
@@ -175,25 +176,23 @@ export class KeyIndex {
     return removed;
   }
 
-  /** The table's arrays, for a checkpoint (views of the live arrays: copy or write them before changing the index). */
-  arrays(): { tags: Uint32Array; hi: Uint32Array; lo: Uint32Array; accessed: Uint8Array; size: number } {
-    return { tags: this.#tags, hi: this.#hi, lo: this.#lo, accessed: this.#accessed, size: this.#size };
+  /** The table (tag, handle hi, handle lo per slot) and access bits, for a checkpoint: live views, write them before changing the index. */
+  arrays(): { table: Uint32Array; accessed: Uint8Array; size: number } {
+    return { table: this.#table, accessed: this.#accessed, size: this.#size };
   }
 
-  /** An index over arrays from `arrays()` (a checkpoint read back); checks their shapes and the size. */
-  static fromArrays(tags: Uint32Array, hi: Uint32Array, lo: Uint32Array, accessed: Uint8Array): KeyIndex {
-    const capacity = tags.length;
-    if (capacity < MIN_CAPACITY_SLOTS || hi.length !== capacity || lo.length !== capacity || accessed.length !== Math.ceil(capacity / 8)) {
+  /** An index over arrays from `arrays()` (a checkpoint read back); checks their shapes and counts the size. */
+  static fromArrays(table: Uint32Array, accessed: Uint8Array): KeyIndex {
+    const capacity = table.length / WORDS_PER_SLOT;
+    if (!Number.isInteger(capacity) || capacity < MIN_CAPACITY_SLOTS || accessed.length !== Math.ceil(capacity / 8)) {
       throw new RangeError('KeyIndex.fromArrays: arrays of mismatched lengths');
     }
     const index = new KeyIndex(1);
     index.#capacity = capacity;
-    index.#tags = tags;
-    index.#hi = hi;
-    index.#lo = lo;
+    index.#table = table;
     index.#accessed = accessed;
     let size = 0;
-    for (let s = 0; s < capacity; s++) if (tags[s] !== 0) size++;
+    for (let s = 0; s < capacity; s++) if (table[s * 3] !== 0) size++;
     index.#size = size;
     if (size + 1 > capacity * MAX_LOAD) index.#grow();
     return index;
@@ -202,12 +201,12 @@ export class KeyIndex {
   /** Every entry's hash and handle (in table order; do not change the index meanwhile). */
   *entries(): IterableIterator<[hash: number, handle: bigint]> {
     for (let s = 0; s < this.#capacity; s++) {
-      if (this.#tags[s] !== 0) yield [this.#tags[s]!, this.#handle(s as Slot)];
+      if (this.#table[s * 3] !== 0) yield [this.#table[s * 3]!, this.#handle(s as Slot)];
     }
   }
 
   clear(): void {
-    this.#tags.fill(0);
+    this.#table.fill(0);
     this.#accessed.fill(0);
     this.#size = 0;
   }
@@ -216,12 +215,12 @@ export class KeyIndex {
   verify(): void {
     let n = 0;
     for (let s = 0; s < this.#capacity; s++) {
-      const tag = this.#tags[s]!;
+      const tag = this.#table[s * 3]!;
       if (tag === 0) continue;
       n++;
       // Every slot between an entry's home and its slot is occupied (lookups would stop early otherwise).
       for (let p = this.#home(tag); p !== s; p = this.#next(p)) {
-        if (this.#tags[p] === 0) throw new Error(`KeyIndex: entry in slot ${s} is cut off from its home by an empty slot ${p}`);
+        if (this.#table[p * 3] === 0) throw new Error(`KeyIndex: entry in slot ${s} is cut off from its home by an empty slot ${p}`);
       }
     }
     if (n !== this.#size) throw new Error(`KeyIndex: size ${this.#size}, counted ${n}`);
@@ -241,13 +240,13 @@ export class KeyIndex {
   }
 
   #handle(slot: Slot): bigint {
-    return (BigInt(this.#hi[slot]!) << 32n) | BigInt(this.#lo[slot]!);
+    return (BigInt(this.#table[slot * 3 + 1]!) << 32n) | BigInt(this.#table[slot * 3 + 2]!);
   }
 
   #write(slot: Slot, tag: number, handle: bigint, accessed: boolean): void {
-    this.#tags[slot] = tag;
-    this.#hi[slot] = Number(handle >> 32n);
-    this.#lo[slot] = Number(handle & 0xffffffffn);
+    this.#table[slot * 3] = tag;
+    this.#table[slot * 3 + 1] = Number(handle >> 32n);
+    this.#table[slot * 3 + 2] = Number(handle & 0xffffffffn);
     this.#setAccessed(slot, accessed);
   }
 
@@ -259,7 +258,7 @@ export class KeyIndex {
   #find(tag: number, matches: Matches): Slot | undefined {
     let slot = this.#home(tag);
     for (let dist = 0; ; dist++) {
-      const t = this.#tags[slot]!;
+      const t = this.#table[slot * 3]!;
       // Robin Hood order: past an entry closer to its home than we are to ours, ours is not here.
       if (t === 0 || this.#distance(slot, t) < dist) return undefined;
       if (t === tag && matches(this.#handle(slot))) return slot;
@@ -272,20 +271,20 @@ export class KeyIndex {
     let slot = this.#home(tag);
     let dist = 0;
     for (;;) {
-      const t = this.#tags[slot]!;
+      const t = this.#table[slot * 3]!;
       if (t === 0) {
-        this.#tags[slot] = tag;
-        this.#hi[slot] = hi;
-        this.#lo[slot] = lo;
+        this.#table[slot * 3] = tag;
+        this.#table[slot * 3 + 1] = hi;
+        this.#table[slot * 3 + 2] = lo;
         this.#setAccessed(slot, accessed);
         return;
       }
       const theirs = this.#distance(slot, t);
       if (theirs < dist) {
-        const [oh, ol, oa] = [this.#hi[slot]!, this.#lo[slot]!, (this.#accessed[slot >>> 3]! & (1 << (slot & 7))) !== 0];
-        this.#tags[slot] = tag;
-        this.#hi[slot] = hi;
-        this.#lo[slot] = lo;
+        const [oh, ol, oa] = [this.#table[slot * 3 + 1]!, this.#table[slot * 3 + 2]!, (this.#accessed[slot >>> 3]! & (1 << (slot & 7))) !== 0];
+        this.#table[slot * 3] = tag;
+        this.#table[slot * 3 + 1] = hi;
+        this.#table[slot * 3 + 2] = lo;
         this.#setAccessed(slot, accessed);
         tag = t;
         hi = oh;
@@ -302,27 +301,25 @@ export class KeyIndex {
   #removeAt(slot: Slot): void {
     let hole = slot;
     for (let next = this.#next(hole); ; next = this.#next(next)) {
-      const t = this.#tags[next]!;
+      const t = this.#table[next * 3]!;
       if (t === 0 || this.#distance(next, t) === 0) break;
-      this.#tags[hole] = t;
-      this.#hi[hole] = this.#hi[next]!;
-      this.#lo[hole] = this.#lo[next]!;
+      this.#table[hole * 3] = t;
+      this.#table[hole * 3 + 1] = this.#table[next * 3 + 1]!;
+      this.#table[hole * 3 + 2] = this.#table[next * 3 + 2]!;
       this.#setAccessed(hole, (this.#accessed[next >>> 3]! & (1 << (next & 7))) !== 0);
       hole = next;
     }
-    this.#tags[hole] = 0;
+    this.#table[hole * 3] = 0;
     this.#setAccessed(hole, false);
   }
 
   #grow(): void {
-    const [tags, hi, lo, acc, capacity] = [this.#tags, this.#hi, this.#lo, this.#accessed, this.#capacity];
+    const [table, acc, capacity] = [this.#table, this.#accessed, this.#capacity];
     this.#capacity = Math.ceil(capacity * GROWTH);
-    this.#tags = new Uint32Array(this.#capacity);
-    this.#hi = new Uint32Array(this.#capacity);
-    this.#lo = new Uint32Array(this.#capacity);
+    this.#table = new Uint32Array(this.#capacity * WORDS_PER_SLOT);
     this.#accessed = new Uint8Array(Math.ceil(this.#capacity / 8));
     for (let s = 0; s < capacity; s++) {
-      if (tags[s] !== 0) this.#insert(tags[s]!, hi[s]!, lo[s]!, (acc[s >>> 3]! & (1 << (s & 7))) !== 0);
+      if (table[s * 3] !== 0) this.#insert(table[s * 3]!, table[s * 3 + 1]!, table[s * 3 + 2]!, (acc[s >>> 3]! & (1 << (s & 7))) !== 0);
     }
   }
 }

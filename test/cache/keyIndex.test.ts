@@ -63,6 +63,50 @@ describe('KeyIndex', () => {
     expect(index.bytes).toBeCloseTo(index.capacity * BYTES_PER_SLOT, -2);
   });
 
+  for (const [seed, hashRange] of [[4, 40], [5, 2 ** 32]] as const) {
+    it(`sweep visits every entry once, removes exactly what it is told, and may replace handles in place (seed ${seed})`, () => {
+      const rng = new Rng(seed);
+      const index = new KeyIndex(8);
+      const model = new Map<bigint, number>(); // handle -> hash
+      for (let i = 0; i < 5000; i++) {
+        const handle = BigInt(i + 1) << 12n;
+        const hash = 1 + rng.below(hashRange - 1); // 0 is stored as 1 (0 marks an empty slot)
+        index.set(hash, handle, () => false);
+        model.set(handle, hash);
+      }
+      const visits = new Map<bigint, number>();
+      const removed = index.sweep((slot, hi, lo) => {
+        const handle = (BigInt(hi) << 32n) | BigInt(lo);
+        visits.set(handle, (visits.get(handle) ?? 0) + 1);
+        if (Number(handle >> 12n) % 3 === 0) return false;
+        if (Number(handle >> 12n) % 3 === 1) index.replaceAt(slot, handle | 1n);
+        return true;
+      });
+      expect([...visits.values()].every((n) => n === 1)).toBe(true);
+      expect(visits.size).toBe(5000);
+      index.verify();
+      const expected = [...model].filter(([h]) => Number(h >> 12n) % 3 !== 0).map(([h, hash]) => [Number(h >> 12n) % 3 === 1 ? h | 1n : h, hash]);
+      expect(removed).toBe(5000 - expected.length);
+      expect(new Map([...index.entries()].map(([hash, h]) => [h, hash]))).toEqual(new Map(expected as [bigint, number][]));
+      // A checkpoint's arrays give the same index back.
+      const { table, accessed } = index.arrays();
+      const copy = KeyIndex.fromArrays(table.slice(), accessed.slice());
+      copy.verify();
+      expect([...copy.entries()]).toEqual([...index.entries()]);
+      // Slot-level access agrees with the key-level one.
+      for (const [h, hash] of expected.slice(0, 200) as [bigint, number][]) {
+        const slot = index.find(hash, (x) => x === h);
+        expect(slot).toBeGreaterThanOrEqual(0);
+        expect(index.handleAt(slot)).toBe(h);
+        index.markAccessed(slot);
+        expect(index.accessedAt(slot)).toBe(true);
+        index.deleteAt(slot);
+        expect(index.find(hash, (x) => x === h)).toBe(-1);
+      }
+      index.verify();
+    });
+  }
+
   it('refuses a capacity that is not a positive integer, by name', () => {
     expect(() => new KeyIndex(0)).toThrow(RangeError);
     expect(() => new KeyIndex(1.5)).toThrow(/initialCapacity/);

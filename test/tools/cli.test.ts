@@ -5,6 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../engine/store.js';
+import { openCache } from '../../cache/cache.js';
 import { createEmulatedDevice } from '../../zns/emulated.js';
 import { validate } from '../helpers/schema.js';
 import { SMALL_GEOMETRY } from '../helpers/store.js';
@@ -55,6 +56,24 @@ beforeAll(() => {
 afterAll(() => tmp.cleanup());
 
 describe('zns-slab stats', () => {
+  it('on a cache folder adds the cache counters as of its last flush, in the schema, and a text block', () => {
+    const dir = path.join(tmp.dir, 'cache');
+    const cache = openCache(dir, { maxBytes: 8 * 1024 * 1024 });
+    for (let i = 0; i < 10_000; i++) cache.set(`k${i}`, Buffer.alloc(900, i));
+    cache.get('k9999');
+    cache.get('k0');
+    cache.close();
+    const r = run('stats', dir);
+    expect(r.status, r.stderr).toBe(0);
+    const snapshot = JSON.parse(r.stdout);
+    expect(validate(statsSchema, snapshot)).toEqual([]);
+    expect(snapshot.cache).toMatchObject({ entries: expect.any(Number), sets: 10_000, hits: 1, misses: 1, hitRatio: 0.5 });
+    expect(snapshot.cache.evictions.epochs).toBeGreaterThan(0);
+    expect(snapshot.cache.writeAmplification).toBeGreaterThan(1);
+    expect(r.stderr).toMatch(/cache \(as of .*\): \d+ entries/);
+    expect(run('stats', storeDir).stdout).not.toMatch(/"cache"/);
+  });
+
   it('prints a snapshot that matches the documented schema, and text on stderr', () => {
     const r = run('stats', storeDir);
     expect(r.status).toBe(0);
