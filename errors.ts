@@ -69,7 +69,7 @@ export const ErrorCode = {
   NOT_A_CACHE: 'ERR_NOT_A_CACHE',
   /** openStore (writable) on a folder that holds a cache: open it with openCache. Nothing was changed. */
   IS_A_CACHE: 'ERR_IS_A_CACHE',
-  /** A cache key longer than the cache's maximum (MAX_KEY_BYTES), or empty. */
+  /** A cache key longer than the cache's maximum (MAX_KEY_BYTES bytes; UTF-8, or UTF-16 for a string with a lone surrogate). */
   KEY_TOO_LONG: 'ERR_KEY_TOO_LONG',
   /** A value msgpackr cannot encode (a symbol, a function), or stored bytes it cannot decode. */
   VALUE_ENCODING: 'ERR_VALUE_ENCODING',

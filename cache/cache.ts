@@ -299,7 +299,11 @@ export class Cache implements Disposable {
     return this.#index.size;
   }
 
-  /** Keys of live, unexpired entries, read lazily (a snapshot of the index taken at the call). */
+  /**
+   * Keys of live, unexpired entries, read lazily over a snapshot of the index taken at the
+   * call. Entries set, deleted, evicted or reinserted (moved) during the iteration may or may
+   * not be seen; the others are seen exactly once.
+   */
   *keys(): Generator<string | Buffer, void, undefined> {
     for (const rec of this.#records()) yield recordKey(rec);
   }
@@ -987,7 +991,7 @@ export function openCacheWith(dir: string, options: CacheOptions, internal: { ca
         maxBytes: resolvedMax,
         reinsertion: reinsertion ?? saved?.reinsertion ?? true,
         ttlResolutionMs: ttlResolutionMs ?? saved?.ttlResolutionMs ?? DEFAULT_TTL_RESOLUTION_MS,
-        clock: clock ?? Date.now,
+        clock: clock ?? (() => Date.now()), // looked up per call: fake timers installed later apply
       },
       saved,
     );

@@ -57,6 +57,14 @@ describe('values and keys', () => {
     cache.set('str', undefined); // lru-cache's rule: setting undefined deletes
     expect(cache.has('str')).toBe(false);
     expect(cache.getMany(['buf', 'nope'])).toEqual([Buffer.from([0, 1, 2, 255]), undefined]);
+    // Lone surrogates cannot go through UTF-8: such keys and values come back exactly.
+    cache.set('bad\ud800key', 'v1').set('bad\ud800key', 'lone \udc00 value');
+    cache.set('bad\udbffkey', 'another key');
+    expect(cache.get('bad\ud800key')).toBe('lone \udc00 value');
+    expect(cache.get('bad\udbffkey')).toBe('another key');
+    expect([...cache.keys()].filter((k) => typeof k === 'string' && k.startsWith('bad'))).toHaveLength(2);
+    cache.delete('bad\ud800key');
+    cache.delete('bad\udbffkey');
     cache.setMany([['m1', 1], ['m2', 2, { ttl: 1000 }]]);
     expect(cache.getMany(['m1', 'm2'])).toEqual([1, 2]);
     cache.verify();
