@@ -571,7 +571,11 @@ export class Cache implements Disposable {
   /** Rotates the current epoch when it is full, and evicts while the cache holds too much. */
   #afterWrite(): void {
     if (this.#current.bytes >= this.#segmentBytes) {
+      const full = this.#current;
       this.#current = this.#addEpoch(this.#store.epochAdvance(), 0, 0);
+      // Its partial slabs go to the device now: RAM holds only the current epoch's (and the
+      // TTL buckets') slabs, not every live epoch's until the next flush.
+      this.#store.epochSeal(full.id);
     }
     while (this.#heldBytes > this.#maxBytes) {
       const victim = this.#oldestEvictable(this.#current);

@@ -317,6 +317,18 @@ export class Store implements Disposable, DomainHost {
     return this.createEpoch().id;
   }
 
+  /**
+   * Writes a live epoch's partial slabs to its zones now, instead of at the next flush, so an
+   * epoch that takes no more puts (a cache's rotated-out epoch) stops holding slab buffers in
+   * memory. Durable at the next flush, like any seal.
+   */
+  epochSeal(epochId: number): void {
+    this.checkWritable();
+    const epoch = this.liveEpoch(epochId);
+    if (epoch.ephemeral) return; // scoped to its domain: its slabs stay in memory
+    for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
+  }
+
   /** Live epochs (ACTIVE and CLOSING), oldest first. */
   epochsLive(): number[] {
     this.checkOpen();

@@ -192,6 +192,32 @@ describe('epochs', () => {
     expect(store.put(Buffer.from('ok')) > 0n).toBe(true);
   });
 
+  it('epochSeal writes an epoch\'s partial slabs now; its objects stay readable, and the API used by the cache agrees', () => {
+    const old = store.epochCurrent();
+    const handles = Array.from({ length: 10 }, (_, i) => store.put(payload(i, 300)));
+    store.epochAdvance();
+    const fresh = store.put(payload(99, 300));
+    expect(store.statsEpoch(old).deviceBytes).toBe(0);
+    store.epochSeal(old);
+    expect(store.statsEpoch(old).deviceBytes).toBeGreaterThan(10 * 300);
+    handles.forEach((h, i) => expect(store.get(h)).toEqual(payload(i, 300)));
+    expect([...store.handles(old)].sort()).toEqual([...handles].sort());
+    expect(store.epochOf(fresh)).toBe(store.epochCurrent());
+    expect(store.epochsLive()).toEqual([old, store.epochCurrent()]);
+    store.free(handles[0]!);
+    expect(store.isLive(handles[0]!)).toBe(false);
+    expect(store.isLive(handles[1]!)).toBe(true);
+    expect(store.isLive(12345n)).toBe(false);
+    const side = store.epochCreate();
+    expect(store.epochCurrent()).not.toBe(side);
+    store.put(payload(7, 100), { epoch: side });
+    store.verify();
+    store.close();
+    store = fx.open();
+    handles.slice(1).forEach((h, i) => expect(store.get(h)).toEqual(payload(i + 1, 300)));
+    expect(store.epochsLive()).toContain(side);
+  });
+
   it('a CLOSING epoch recycles already-empty slabs at once and resets dead zones at flush', () => {
     const e1 = store.epochCurrent();
     const hs = Array.from({ length: 2000 }, (_, i) => store.put(Buffer.alloc(500, i & 0xff)));
