@@ -21,6 +21,7 @@ import path from 'node:path';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import type { Store, StoreOptions } from '../engine/store.js';
 import { openStoreWith } from '../engine/store.js';
+import { EpochState } from '../engine/epoch.js';
 import type { DeviceGeometry } from '../zns/device.js';
 import type { CatalogHooks } from '../catalog/catalog.js';
 import { DEFAULT_EMULATED_GEOMETRY, fsError } from '../zns/emulated.js';
@@ -382,7 +383,17 @@ export class Cache implements Disposable {
   /** Removes every entry: every epoch closes and its zones reset. Durable on return. */
   clear(): void {
     this.#checkOpen();
-    for (const epoch of [...this.#epochs.values()]) this.#store.epochClose(epoch.id);
+    // A failed commit still closes each epoch in memory (see #closeEpoch): go on through all
+    // of them, so the cache and the store agree, then report the first failure.
+    let failure: unknown;
+    for (const epoch of [...this.#epochs.values()]) {
+      try {
+        this.#store.epochClose(epoch.id);
+      } catch (err) {
+        failure ??= err;
+      }
+      assert(this.#store.epochState(epoch.id) === EpochState.CLOSED, `epoch ${epoch.id} closed in memory`);
+    }
     this.#epochs.clear();
     this.#buckets.clear();
     this.#nextExpiry = Infinity;
@@ -391,6 +402,7 @@ export class Cache implements Disposable {
     this.#index.clear();
     this.#slabEpoch.fill(0);
     this.#current = this.#addEpoch(this.#store.epochCurrent(), 0, 0);
+    if (failure !== undefined) throw failure;
     this.#writeDescriptor();
   }
 
@@ -600,37 +612,32 @@ export class Cache implements Disposable {
     const slabEpoch = this.#slabEpoch;
     const index = this.#index;
     const target = this.#current;
-    let evicted = 0;
-    index.sweep((slot, hi) => {
+    let reinserted = 0;
+    const evicted = this.#retire(victim, (slot, hi) => {
       if (slabEpoch[hi >>> SLAB_ID_SHIFT] !== victim.id) return true;
-      if (budget > 0 && index.accessedAt(slot)) {
+      if (budget <= 0 || !index.accessedAt(slot)) return false;
+      let handle: bigint;
+      try {
         const rec = this.#read(index.handleAt(slot));
         const expiresAt = recordExpiresAt(rec);
-        if (expiresAt === 0 || expiresAt > now) {
-          let handle: bigint;
-          try {
-            handle = this.#store.put(rec);
-          } catch (err) {
-            // No room to reinsert (a full device): the rest of the epoch goes as evicted.
-            if (!(err instanceof ZnsSlabError && err.code === ErrorCode.DEVICE_FULL)) throw err;
-            budget = 0;
-            evicted++;
-            return false;
-          }
-          this.#placed(handle, target);
-          index.replaceAt(slot, handle);
-          const stride = this.#strides[(Number(handle & 0xffffffffn) >>> 2) & 0xff]!;
-          budget -= stride;
-          this.#counters.reinsertedEntries++;
-          this.#counters.reinsertedBytes += stride;
-          return true;
-        }
+        if (expiresAt !== 0 && expiresAt <= now) return false;
+        handle = this.#store.put(rec);
+      } catch {
+        // No room or a failing device: reinsertion is best effort, the rest goes as evicted
+        // (the store keeps any slab it could not write, and the next flush reports the error).
+        budget = 0;
+        return false;
       }
-      evicted++;
-      return false;
-    });
-    this.#closeEpoch(victim);
-    this.#changes += evicted;
+      this.#placed(handle, target);
+      index.replaceAt(slot, handle);
+      const stride = this.#strides[(Number(handle & 0xffffffffn) >>> 2) & 0xff]!;
+      budget -= stride;
+      reinserted++;
+      this.#counters.reinsertedEntries++;
+      this.#counters.reinsertedBytes += stride;
+      return true;
+    }, () => reinserted > 0);
+    this.#changes += evicted + reinserted;
     this.#counters.evictedEntries += evicted;
     this.#counters.evictedBytes += victim.bytes;
     this.#counters.evictedEpochs++;
@@ -641,16 +648,43 @@ export class Cache implements Disposable {
     for (const epoch of [...this.#buckets.values()]) {
       if (epoch.bucketEnd > now) continue;
       const id = epoch.id;
-      const removed = this.#index.sweep((_slot, hi) => this.#slabEpoch[hi >>> SLAB_ID_SHIFT] !== id);
-      this.#closeEpoch(epoch);
+      const removed = this.#retire(epoch, (_slot, hi) => this.#slabEpoch[hi >>> SLAB_ID_SHIFT] !== id, () => false);
       this.#changes += removed;
       this.#counters.expiredEntries += removed;
       this.#counters.expiredEpochs++;
     }
   }
 
-  #closeEpoch(epoch: CacheEpoch): void {
-    this.#store.epochClose(epoch.id);
+  /**
+   * Takes an epoch's entries out of the index (`keep` decides, and never throws), then closes
+   * it in the store. The close commits every change so far, so first every other epoch's
+   * partial slabs are sealed: an overwrite's new record must not stay in memory while the
+   * commit makes the free of the old one durable. A failure there throws before anything
+   * changed. Records reinserted by `keep` are sealed too when `sealAgain` says so; if that
+   * fails they wait for the next flush, and a crash before it loses them as if evicted. If the
+   * close's commit fails, the store has closed the epoch in memory all the same (its next
+   * flush makes that durable), and so does the cache before the error goes on.
+   */
+  #retire(victim: CacheEpoch, keep: (slot: number, hi: number, lo: number) => boolean, sealAgain: () => boolean): number {
+    for (const other of this.#epochs.values()) if (other !== victim) this.#store.epochSeal(other.id);
+    const removed = this.#index.sweep(keep);
+    if (sealAgain()) {
+      try {
+        this.#store.epochSeal(this.#current.id);
+      } catch {
+        // see above: best effort
+      }
+    }
+    try {
+      this.#store.epochClose(victim.id);
+    } finally {
+      assert(this.#store.epochState(victim.id) === EpochState.CLOSED, `epoch ${victim.id} is closed in memory once its entries left the index`);
+      this.#forget(victim);
+    }
+    return removed;
+  }
+
+  #forget(epoch: CacheEpoch): void {
     this.#epochs.delete(epoch.id);
     this.#heldBytes -= epoch.bytes;
     if (epoch.bucketEnd !== 0) {
