@@ -1,26 +1,39 @@
 #!/usr/bin/env node
 /**
  * npm run sim -- [--seed N] [--seeds K] [--ops M] [--no-faults] [--soak] [--replay FILE] [--shrink-ms MS]
+ *                [--cache | --no-cache]
  *
  * Runs the deterministic simulator: K seeds from N (default: the fixed CI set plus one random
  * seed, printed), M operations each. A failure prints its seed, the shortest failing operation
  * list it found (also written to sim-failures/seed-N.json) and how to replay it; exit 1.
  * JSON summary on stdout, progress and failures on stderr.
+ *
+ * The cache (sim/cacheRunner.ts) has seeds of its own: with no --seed/--soak both CI sets run
+ * (the store's, then the cache's, each with one random seed); `--cache` runs cache seeds only
+ * (--seed, --seeds, --soak, --ops apply to them; failures go to sim-failures/cache-seed-N.json),
+ * `--no-cache` the store's only. `--replay` reads which simulator a file is for from it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import { type RunResult, runOps, runSeed } from './runner.js';
+import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
 
 /** The seeds CI runs every time (docs/RELIABILITY.md says what they cover). */
 export const CI_SEEDS = Array.from({ length: 24 }, (_, i) => i + 1);
 export const CI_OPS = 1500;
+/** The cache's CI seeds (sim/cacheRunner.ts; the seed picks one of four shapes, by seed % 4). */
+export const CACHE_CI_SEEDS = Array.from({ length: 16 }, (_, i) => i + 1);
+export const CACHE_CI_OPS = 1500;
 
 interface Args {
   seeds: number[];
+  /** Cache seeds to run. */
+  cacheSeeds: number[];
   ops: number;
+  cacheOps: number;
   faults: boolean;
   replay?: string;
   shrinkMs: number;
@@ -29,8 +42,9 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   let seed: number | undefined;
   let count: number | undefined;
-  let ops = CI_OPS;
+  let ops: number | undefined;
   let faults = true;
+  let which: 'both' | 'cache' | 'engine' = 'both';
   let replay: string | undefined;
   let shrinkMs = 120_000;
   let soak = false;
@@ -48,6 +62,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--replay') replay = value();
     else if (a === '--shrink-ms') shrinkMs = Number(value());
     else if (a === '--soak') soak = true;
+    else if (a === '--cache') which = 'cache';
+    else if (a === '--no-cache') which = 'engine';
     else throw new RangeError(`unknown argument ${a}`);
   }
   for (const [name, v] of [['--seed', seed], ['--seeds', count], ['--ops', ops]] as const) {
@@ -59,14 +75,22 @@ function parseArgs(argv: string[]): Args {
     const base = Date.now() % 1_000_000_000;
     seeds = Array.from({ length: count ?? 100 }, (_, i) => base + i);
   } else seeds = [...CI_SEEDS, Math.floor(Math.random() * 1_000_000_000)];
-  return { seeds, ops, faults, ...(replay ? { replay } : {}), shrinkMs };
+  let cacheSeeds: number[] = [];
+  if (which === 'cache') {
+    // --seed and --soak name cache seeds; without them, the cache's CI set and a random seed.
+    cacheSeeds = seed !== undefined || soak ? seeds : [...CACHE_CI_SEEDS, Math.floor(Math.random() * 1_000_000_000)];
+    seeds = [];
+  } else if (which === 'both' && seed === undefined && !soak) {
+    cacheSeeds = [...CACHE_CI_SEEDS, Math.floor(Math.random() * 1_000_000_000)];
+  }
+  return { seeds, cacheSeeds, ops: ops ?? CI_OPS, cacheOps: ops ?? CACHE_CI_OPS, faults, ...(replay ? { replay } : {}), shrinkMs };
 }
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay !== undefined) {
-    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; ops: Op[] };
-    const result = await runOps(saved.seed, saved.ops);
+    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; ops: Op[] };
+    const result = saved.kind === 'cache' ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults }) : await runOps(saved.seed, saved.ops);
     process.stdout.write(JSON.stringify({ replay: args.replay, seed: saved.seed, result }, null, 2) + '\n');
     if (result.failure) process.stderr.write(`still fails at step ${result.failure.step}: ${result.failure.message}\n`);
     else process.stderr.write('passes now\n');
@@ -97,10 +121,93 @@ async function main(): Promise<number> {
       failures.push({ seed, step: result.failure.step, message: result.failure.message, shrunkOps: small.ops.length, file });
     }
   }
-  const summary = { ...totals, seconds: (Date.now() - started) / 1000, opsPerSeed: args.ops, seedList: args.seeds, failures };
+  const seconds = (Date.now() - started) / 1000;
+  const cache = await runCacheSeeds(args);
+  const summary = { ...totals, seconds, opsPerSeed: args.ops, seedList: args.seeds, failures, ...(cache ? { cache } : {}) };
   process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
-  process.stderr.write(`sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`);
-  return failures.length === 0 ? 0 : 1;
+  if (args.seeds.length > 0) {
+    process.stderr.write(`sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`);
+  }
+  if (cache) {
+    process.stderr.write(
+      `sim (cache): ${cache.seeds} seeds, ${cache.ops} ops, ${cache.crashes} crashes, ${cache.faults} faults, ${cache.reopens} clean reopens, ${cache.evictedEpochs} epochs evicted, ${cache.expiredEpochs} expired: ${cache.failures.length === 0 ? '0 failures' : `${cache.failures.length} FAILED`}\n`,
+    );
+  }
+  return failures.length === 0 && (cache?.failures.length ?? 0) === 0 ? 0 : 1;
+}
+
+interface CacheTotals {
+  seeds: number;
+  ops: number;
+  crashes: number;
+  faults: number;
+  reopens: number;
+  sets: number;
+  gets: number;
+  checkedAfterReopen: number;
+  verifies: number;
+  evictedEpochs: number;
+  reinsertedEntries: number;
+  expiredEpochs: number;
+  failedSetsThatStored: number;
+  seconds: number;
+  opsPerSeed: number;
+  seedList: number[];
+  failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[];
+}
+
+/** The cache's seeds (sim/cacheRunner.ts): as the store's, failures shrunk and saved for --replay. */
+async function runCacheSeeds(args: Args): Promise<CacheTotals | undefined> {
+  if (args.cacheSeeds.length === 0) return undefined;
+  const started = Date.now();
+  const t: CacheTotals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, sets: 0, gets: 0, checkedAfterReopen: 0, verifies: 0, evictedEpochs: 0, reinsertedEntries: 0, expiredEpochs: 0, failedSetsThatStored: 0, seconds: 0, opsPerSeed: args.cacheOps, seedList: args.cacheSeeds, failures: [] };
+  /** Failures shrunk so far: past three, the rest are reported by seed only (a broken build should not take CI hours). */
+  let shrunk = 0;
+  for (const seed of args.cacheSeeds) {
+    const t0 = Date.now();
+    const { result, ops } = await runCacheSeed(seed, args.cacheOps, { faults: args.faults });
+    addCache(t, result);
+    process.stderr.write(
+      `cache seed ${seed} (${cacheConfigFor(seed).name}): ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.evictedEpochs} evicted epochs, ${result.expiredEpochs} expired, ${Date.now() - t0} ms` +
+        (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
+    );
+    if (!result.failure) continue;
+    if (shrunk >= 3) {
+      process.stderr.write(`  not shrunk (three failures shrunk already): replay with --cache --seed ${seed} --ops ${args.cacheOps}\n`);
+      t.failures.push({ seed, step: result.failure.step, message: result.failure.message, shrunkOps: ops.length, file: '' });
+      continue;
+    }
+    shrunk++;
+    process.stderr.write(`shrinking (up to ${args.shrinkMs} ms)...\n`);
+    const small = await shrinkCache(seed, ops, args.shrinkMs, (n) => process.stderr.write(`  ${n} ops still fail\n`));
+    const dir = path.resolve('sim-failures');
+    fs.mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `cache-seed-${seed}.json`);
+    fs.writeFileSync(file, JSON.stringify({ kind: 'cache', seed, failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
+    process.stderr.write(
+      `cache seed ${seed} fails with ${small.ops.length} ops (${small.trials} trials): ${small.result.failure?.message}\n` +
+        `  replay: npm run sim -- --replay ${path.relative(process.cwd(), file)}   (or --cache --seed ${seed} --ops ${args.cacheOps})\n`,
+    );
+    t.failures.push({ seed, step: result.failure.step, message: result.failure.message, shrunkOps: small.ops.length, file });
+  }
+  t.seconds = (Date.now() - started) / 1000;
+  return t;
+}
+
+function addCache(t: CacheTotals, r: CacheRunResult): void {
+  t.seeds++;
+  t.ops += r.ops;
+  t.crashes += r.crashes;
+  t.faults += r.faults;
+  t.reopens += r.reopens;
+  t.sets += r.sets;
+  t.gets += r.gets;
+  t.checkedAfterReopen += r.checkedAfterReopen;
+  t.verifies += r.verifies;
+  t.evictedEpochs += r.evictedEpochs;
+  t.reinsertedEntries += r.reinsertedEntries;
+  t.expiredEpochs += r.expiredEpochs;
+  t.failedSetsThatStored += r.failedSetsThatStored;
 }
 
 function add(t: { seeds: number; ops: number; crashes: number; faults: number; reopens: number; recoveries: number; puts: number; gets: number; verifiedAfterReopen: number; failures: number }, r: RunResult): void {

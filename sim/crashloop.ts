@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
  * npm run crashloop -- [--kills N] [--seed S] [--dir D]
+ * npm run crashloop -- --cache [--kills N] [--seed S] [--dir D]   (the cache's loop: sim/cacheCrashloop.ts)
  *
  * The real-process crash loop: SQLite's and the filesystem's own durability, tested for real.
  * Each round spawns a writer (crashChild.ts) on the same store and kills it with SIGKILL, at
@@ -247,6 +248,7 @@ function check(store: { get(h: bigint): Buffer }, h: bigint, o: Obj | undefined,
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  if (argv.includes('--cache')) return (await import('./cacheCrashloop.js')).main(argv);
   let kills = 40;
   let seed = Math.floor(Math.random() * 1_000_000_000);
   let dir: string | undefined;
