@@ -66,13 +66,15 @@ interface Found {
 
 /**
  * Scans `device` and writes a new catalog to `catalogFile` (which must not exist).
- * `devicePath` is what the catalog records to find the device again (relative to the store).
+ * `devicePath` is what the catalog records to find the device again (relative to the store);
+ * `options.purpose` what the store was made for ('cache' for a cache folder).
  */
 export function rebuildCatalog(
   device: ZonedDevice,
   catalogFile: string,
   devicePath: string,
   progress: (zone: number, zones: number, slabs: number, objects: number) => void = () => {},
+  options: { purpose?: string } = {},
 ): RecoverReport {
   const started = Date.now();
   if (fs.existsSync(catalogFile)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `recover: ${catalogFile} exists; it is never written over`);
@@ -182,6 +184,8 @@ export function rebuildCatalog(
     // Past every commit a slab on the device names, so the catalog is not taken for an old copy.
     commitSequence: maxCommit + 1,
     sealSequence: maxSeal,
+    // The device does not say what the store was made for; the caller does (a cache folder).
+    ...(options.purpose !== undefined ? { purpose: options.purpose } : {}),
   };
   const catalog = new Catalog(catalogFile);
   try {

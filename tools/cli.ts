@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { CATALOG_FILE, DEFAULT_DEVICE_DIR, openStore, storeRelative } from '../engine/store.js';
 import { type RecoverReport, rebuildCatalog } from '../engine/rebuild.js';
-import { type SavedCacheStats, readCacheStats } from '../cache/cache.js';
+import { CACHE_PURPOSE, DESCRIPTOR_FILE, type SavedCacheStats, readCacheStats } from '../cache/cache.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLAB_STATS_VERSION, zoneStats } from '../engine/stats.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { openZonedDevice } from '../zns/open.js';
@@ -312,7 +312,7 @@ function cmdRecover(args: Args): number {
       const line = `recover: zone ${zone + 1}/${zones}, ${slabs} slabs, ${objects} objects so far`;
       if (tty && zone % 16 === 0) err(`\r${line}`);
       else if (!tty && (zone % PROGRESS_EVERY_ZONES === 0 || zone === zones - 1)) err(`${line}\n`);
-    });
+    }, fs.existsSync(path.join(dir, DESCRIPTOR_FILE)) ? { purpose: CACHE_PURPOSE } : {}); // a cache folder stays a cache
   } finally {
     device.close();
   }

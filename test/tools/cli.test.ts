@@ -56,6 +56,22 @@ beforeAll(() => {
 afterAll(() => tmp.cleanup());
 
 describe('zns-slab stats', () => {
+  it('recover on a cache folder that lost its catalog rebuilds a cache (openCache takes it, openStore refuses to write it)', () => {
+    const dir = path.join(tmp.dir, 'cache-recover');
+    const cache = openCache(dir, { maxBytes: 8 * 1024 * 1024 });
+    for (let i = 0; i < 500; i++) cache.set(`k${i}`, `v${i}`);
+    cache.close();
+    for (const suffix of ['', '-wal', '-shm', '.reserve']) fs.rmSync(path.join(dir, `catalog.db${suffix}`), { force: true });
+    const r = run('recover', dir);
+    expect(r.status, r.stderr).toBe(0);
+    expect(() => openStore(dir)).toThrow(expect.objectContaining({ code: 'ERR_IS_A_CACHE' }));
+    const again = openCache(dir);
+    expect(again.size).toBe(500);
+    expect(again.get('k499')).toBe('v499');
+    again.verify();
+    again.close();
+  });
+
   it('on a cache folder adds the cache counters as of its last flush, in the schema, and a text block', () => {
     const dir = path.join(tmp.dir, 'cache');
     const cache = openCache(dir, { maxBytes: 8 * 1024 * 1024 });
