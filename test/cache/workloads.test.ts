@@ -4,7 +4,7 @@
  * the shape it claims, and the bench's look-aside harness counts hits right.
  */
 import { describe, expect, it } from 'vitest';
-import { runLru, runZns } from '../../bench/hitRatio.js';
+import { defaultSampleEvery, isSamplePoint, runLru, runZns } from '../../bench/hitRatio.js';
 import {
   SCAN_ID_BASE,
   ZipfSampler,
@@ -269,6 +269,7 @@ describe('the hit-ratio harness (bench/hitRatio.ts)', () => {
           return m.get(k);
         },
         set: (k: string, v: unknown) => void m.set(k, v),
+        keys: () => m.keys(),
         stats: () => ({ hits: 0, misses: 0, hitRatio: null, reinsertions: { entries: 0, bytes: 0 }, evictions: { entries: 0, bytes: 0, epochs: 0 }, userBytes: 0, deviceBytes: 0, writeAmplification: 1 }),
         flush: () => {},
         close: () => {},
@@ -280,5 +281,54 @@ describe('the hit-ratio harness (bench/hitRatio.ts)', () => {
     expect(good.uncheckedValues).toBe(0);
     expect(good.writeAmplification).toBe(1);
     expect(runZns(w, ws.bytes, fake(true), true).wrongValues).toBeGreaterThan(0);
+  });
+
+  it('samples the bytes the cache holds from keys(), after the warmup', () => {
+    // An unbounded stand-in holds every key seen so far: after c requests, the key + value
+    // bytes of the distinct keys among the first c.
+    const unbounded = (_dir: string, _o: { maxBytes: number; reinsertion?: boolean }) => {
+      const m = new Map<string, unknown>();
+      return {
+        get: (k: string) => m.get(k),
+        set: (k: string, v: unknown) => void m.set(k, v),
+        keys: () => m.keys(),
+        stats: () => ({ hits: 0, misses: 0, hitRatio: null, reinsertions: { entries: 0, bytes: 0 }, evictions: { entries: 0, bytes: 0, epochs: 0 }, userBytes: 0, deviceBytes: 0, writeAmplification: 1 }),
+        flush: () => {},
+        close: () => {},
+      };
+    };
+    const every = 700;
+    const expected: number[] = [];
+    const entries: number[] = [];
+    const seen = new Set<string>();
+    let bytes = 0;
+    let done = 0;
+    for (const r of w.stream()) {
+      if (!seen.has(r.key)) (seen.add(r.key), (bytes += r.key.length + r.valueSize));
+      done++;
+      if (isSamplePoint(done, w.requests, every)) (expected.push(bytes), entries.push(seen.size));
+    }
+    // 8000 measured requests (after 2000 of warmup): one sample in each stretch of 700 after the
+    // warmup (the last, partial stretch of 300 may or may not have its point).
+    expect(expected.length).toBeGreaterThanOrEqual(Math.floor(8000 / every));
+    expect(expected.length).toBeLessThanOrEqual(Math.ceil(8000 / every));
+    for (let k = 0; k < Math.floor(8000 / every); k++) {
+      let n = 0;
+      for (let done = 2001 + k * every; done <= 2000 + (k + 1) * every; done++) if (isSamplePoint(done, w.requests, every)) n++;
+      expect(n).toBe(1);
+    }
+    for (let done = 0; done <= 2000; done++) expect(isSamplePoint(done, w.requests, every)).toBe(false);
+    const r = runZns(w, ws.bytes, unbounded, true, 0, every);
+    expect(r.held.samples).toBe(expected.length);
+    expect(r.held.sampleEvery).toBe(every);
+    expect(r.held.unknownKeys).toBe(0);
+    expect(r.held.userBytes.mean).toBe(Math.round(expected.reduce((a, b) => a + b, 0) / expected.length));
+    expect(r.held.userBytes.min).toBe(expected[0]);
+    expect(r.held.userBytes.max).toBe(expected[expected.length - 1]);
+    expect(r.held.entries.max).toBe(entries[entries.length - 1]);
+    expect(r.held.entries.min).toBe(entries[0]);
+    expect(r.held.spaceEfficiency).toBeCloseTo(r.held.userBytes.mean / ws.bytes, 3);
+    expect(defaultSampleEvery(400_000)).toBe(13_334);
+    expect(defaultSampleEvery(10_000)).toBe(2000);
   });
 });
