@@ -16,11 +16,11 @@
  * - "LRU, same entries": maxSize = the average key + value bytes the zns cache (with
  *   reinsertion) actually held over the measured requests (those after the first WARMUP of the
  *   stream: the first 20% is warmup). Sampled once per `--sample-every N` requests, at a seeded
- *   pseudo-random point within each stretch of N (default: 24 samples over the measured
- *   requests, N at least 2000), by iterating `cache.keys()` (it reads every live record, but marks nothing accessed) and
- *   summing each live key's key + value bytes; sampling time is left out of the zns timings and
- *   reported (a note on stderr when it passes 20% of a zns run). Both zns runs are sampled; the
- *   baseline uses the run with reinsertion.
+ *   pseudo-random point within each stretch of N (default: 16 samples over the measured
+ *   requests, N at least 2000), by iterating `cache.keys()` (it reads every live record, but
+ *   marks nothing accessed) and summing each live key's key + value bytes; sampling time is
+ *   left out of the zns timings and reported (a note on stderr when it passes 20% of a zns
+ *   run). Both zns runs are sampled; the baseline uses the run with reinsertion.
  * Then zns - LRU(same bytes) = space gap (LRU(same entries) - LRU(same bytes)) + policy gap
  * (zns - LRU(same entries)). Space efficiency = held user bytes / maxBytes.
  *
@@ -29,7 +29,8 @@
  * entries evicted before their slab was sealed never reach the device and are left out of it.
  *
  * JSON (one object) on stdout; the table and progress on stderr. Exit 1 if a zns cache returned
- * another key's value, or if `openCache` is missing (unless `--lru-only`).
+ * another key's value, if its keys() listed a key never set, or if `openCache` is missing
+ * (unless `--lru-only`).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -179,7 +180,7 @@ interface RunResult {
 
 const WARMUP = 0.2;
 /** Default number of held-bytes samples over the measured requests ... */
-const SAMPLES = 24;
+const SAMPLES = 16;
 /** ... but no more often than every this many requests. */
 const MIN_SAMPLE_EVERY = 2000;
 

@@ -328,7 +328,7 @@ describe('the hit-ratio harness (bench/hitRatio.ts)', () => {
     expect(r.held.entries.max).toBe(entries[entries.length - 1]);
     expect(r.held.entries.min).toBe(entries[0]);
     expect(r.held.spaceEfficiency).toBeCloseTo(r.held.userBytes.mean / ws.bytes, 3);
-    expect(defaultSampleEvery(400_000)).toBe(13_334);
+    expect(defaultSampleEvery(400_000)).toBe(20_000);
     expect(defaultSampleEvery(10_000)).toBe(2000);
   });
 });
