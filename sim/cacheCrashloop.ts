@@ -7,7 +7,7 @@
  * once it holds maxBytes) and kills it with SIGKILL at a random time or at a named crash point
  * (crashpoints.ts). Then this process, a fresh one for the cache, opens the folder read-only
  * as a store (inspection), then as a cache, and holds every key against what the writer had
- * tried and acknowledged (the rules of docs/CACHE-RELIABILITY.md):
+ * tried and acknowledged (the rules of docs/CACHE.md, Durability):
  *
  * - a key holds its value as of the last acknowledged flush, or a value set (or tried) after it;
  * - it is absent only if it was absent at that flush, or deleted (or a delete tried) since, or

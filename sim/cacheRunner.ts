@@ -5,7 +5,7 @@
  * flush made durable. Deterministic: the same seed and operations give the same run (the
  * cache's clock is the model's, moved only by `tick`).
  *
- * What the model allows (docs/CACHE-CORE.md, Durability; docs/CACHE-RELIABILITY.md):
+ * What the model allows (docs/CACHE.md, Durability and Simulation):
  * - in a session, get/has/entries() give exactly the model's unexpired entries; an entry the
  *   cache evicted (whole epochs, when it holds more than maxBytes) is learned from the
  *   eviction counters and `has`, and is gone from then on;
