@@ -3,11 +3,11 @@
  * with `ZNS_SLAB_CRASH_AT=<point>:<n>` kills itself with SIGKILL the n-th time it reaches that
  * point: inside a device write (after half of it reached the file), before a device flush's
  * fsync, inside a catalog commit's transaction, before a zone reset or finish takes effect,
- * and inside close. Unset (always, outside that loop), a crash point is one comparison.
+ * inside close, and after zone GC moved a slab (before the commit that records it). Unset (always, outside that loop), a crash point is one comparison.
  */
-export type CrashPointName = 'device.write' | 'device.flush' | 'catalog.commit' | 'zone.reset' | 'zone.finish' | 'store.close';
+export type CrashPointName = 'device.write' | 'device.flush' | 'catalog.commit' | 'zone.reset' | 'zone.finish' | 'store.close' | 'gc.moved';
 
-export const CRASH_POINT_NAMES: readonly CrashPointName[] = ['device.write', 'device.flush', 'catalog.commit', 'zone.reset', 'zone.finish', 'store.close'];
+export const CRASH_POINT_NAMES: readonly CrashPointName[] = ['device.write', 'device.flush', 'catalog.commit', 'zone.reset', 'zone.finish', 'store.close', 'gc.moved'];
 
 const ENV = 'ZNS_SLAB_CRASH_AT';
 

@@ -1011,7 +1011,9 @@ export function openCacheWith(dir: string, options: CacheOptions, internal: { ca
   const saved = exists ? readDescriptor(dir) : undefined;
   const resolvedMax = maxBytes ?? saved?.maxBytes;
   if (resolvedMax === undefined) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openCache: options.maxBytes is required to create a cache');
-  const storeOptions: StoreOptions = {};
+  // No zone GC: the cache gives space back by evicting whole epochs (regions, as in Navy), and
+  // moving entries that FIFO eviction drops soon after would only add writes.
+  const storeOptions: StoreOptions = { gc: false };
   if (options.device !== undefined) storeOptions.device = options.device;
   if (options.geometry !== undefined) storeOptions.geometry = options.geometry;
   else if (!exists && options.device === undefined) storeOptions.geometry = cacheGeometry(resolvedMax);

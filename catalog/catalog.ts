@@ -11,8 +11,15 @@ import Database from 'better-sqlite3';
 import { crashPoint } from '../crashpoints.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 
-/** 2: slab images carry a header, slots a store tag; the catalog a store id and commit sequence. */
-export const CATALOG_FORMAT_VERSION = 2;
+/**
+ * 2: slab images carry a header, slots a store tag; the catalog a store id and commit sequence.
+ * 3: slabs may be packed (moved by zone GC: `packed_bitmap`), zones record what was written
+ *    before they were finished (`written`). A format-2 catalog is upgraded in place when a
+ *    store opens it writable (two added columns, both empty for its rows).
+ */
+export const CATALOG_FORMAT_VERSION = 3;
+/** Formats this release reads: the current one, and 2 (read as is, upgraded by a writable open). */
+const READABLE_FORMAT_VERSIONS: readonly number[] = [2, 3];
 
 /**
  * Bytes kept aside beside the catalog (`<catalog>.reserve`) so that on a full filesystem a
@@ -39,6 +46,8 @@ export interface SlabRow {
   slotCount: number | null;
   liveCount: number | null;
   liveBitmap: Uint8Array | null;
+  /** A packed image (moved by zone GC): the slots it holds. Null (or absent) for a slab as sealed. */
+  packedBitmap?: Uint8Array | null;
 }
 
 export interface EpochRow {
@@ -52,6 +61,8 @@ export interface EpochRow {
 export interface ZoneRow {
   zone: number;
   epoch: number;
+  /** For a zone finished before it was full: the bytes written before the finish. Else null. */
+  written?: number | null;
 }
 
 export interface CatalogMeta {
@@ -104,8 +115,9 @@ CREATE TABLE IF NOT EXISTS epochs (
   closed_at  INTEGER
 ) STRICT;
 CREATE TABLE IF NOT EXISTS zones (
-  zone  INTEGER PRIMARY KEY,
-  epoch INTEGER NOT NULL REFERENCES epochs(id)
+  zone    INTEGER PRIMARY KEY,
+  epoch   INTEGER NOT NULL REFERENCES epochs(id),
+  written INTEGER
 ) STRICT;
 CREATE TABLE IF NOT EXISTS slabs (
   slab_id     INTEGER PRIMARY KEY,
@@ -120,6 +132,7 @@ CREATE TABLE IF NOT EXISTS slabs (
   slot_count  INTEGER,
   live_count  INTEGER,
   live_bitmap BLOB,
+  packed_bitmap BLOB,
   CHECK (generation < gen_limit OR state <> 'sealed'),
   CHECK (state <> 'sealed' OR (zone IS NOT NULL AND offset IS NOT NULL AND live_bitmap IS NOT NULL))
 ) STRICT;
@@ -139,6 +152,8 @@ interface RawSlabRow {
   slot_count: number | null;
   live_count: number | null;
   live_bitmap: Buffer | null;
+  /** Absent in a format-2 catalog opened read-only. */
+  packed_bitmap?: Buffer | null;
 }
 
 interface RawEpochRow {
@@ -185,6 +200,7 @@ export class Catalog {
         // Take the exclusive lock now, so a second opener fails at open and not mid-flush.
         this.db.exec('BEGIN IMMEDIATE');
         this.db.exec(SCHEMA);
+        upgradeSchema(this.db);
         this.db.exec('COMMIT');
       } else {
         // A store open elsewhere holds the database EXCLUSIVE: find out now, not mid-read.
@@ -219,29 +235,33 @@ export class Catalog {
       return;
     }
     this.upsertSlab = this.db.prepare(`
-      INSERT INTO slabs (slab_id, generation, gen_limit, state, epoch, size_class, zone, offset, length, slot_count, live_count, live_bitmap)
-      VALUES (@slabId, @generation, @genLimit, @state, @epoch, @sizeClass, @zone, @offset, @length, @slotCount, @liveCount, @liveBitmap)
+      INSERT INTO slabs (slab_id, generation, gen_limit, state, epoch, size_class, zone, offset, length, slot_count, live_count, live_bitmap, packed_bitmap)
+      VALUES (@slabId, @generation, @genLimit, @state, @epoch, @sizeClass, @zone, @offset, @length, @slotCount, @liveCount, @liveBitmap, @packedBitmap)
       ON CONFLICT(slab_id) DO UPDATE SET
         generation = excluded.generation, gen_limit = excluded.gen_limit, state = excluded.state,
         epoch = excluded.epoch, size_class = excluded.size_class, zone = excluded.zone, offset = excluded.offset,
         length = excluded.length, slot_count = excluded.slot_count, live_count = excluded.live_count,
-        live_bitmap = excluded.live_bitmap`);
+        live_bitmap = excluded.live_bitmap, packed_bitmap = excluded.packed_bitmap`);
     this.upsertEpoch = this.db.prepare(`
       INSERT INTO epochs (id, state, created_at, closing_at, closed_at) VALUES (@id, @state, @createdAt, @closingAt, @closedAt)
       ON CONFLICT(id) DO UPDATE SET state = excluded.state, closing_at = excluded.closing_at, closed_at = excluded.closed_at`);
     this.reserved = fs.existsSync(this.reserveFile) && fs.statSync(this.reserveFile).size === CATALOG_RESERVE_BYTES;
     if (!this.reserved) this.makeReserve();
-    this.insertZone = this.db.prepare('INSERT OR REPLACE INTO zones (zone, epoch) VALUES (@zone, @epoch)');
+    this.insertZone = this.db.prepare('INSERT OR REPLACE INTO zones (zone, epoch, written) VALUES (@zone, @epoch, @written)');
     this.deleteZone = this.db.prepare('DELETE FROM zones WHERE zone = ?');
     this.setMeta = this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
     this.commitTx = this.db.transaction((batch: CatalogBatch) => {
       // Epochs first: zone rows reference them.
       for (const e of batch.epochs ?? []) this.upsertEpoch.run(e);
       for (const s of batch.slabs ?? []) {
-        this.upsertSlab.run({ ...s, liveBitmap: s.liveBitmap === null ? null : Buffer.from(s.liveBitmap) });
+        this.upsertSlab.run({
+          ...s,
+          liveBitmap: s.liveBitmap === null ? null : Buffer.from(s.liveBitmap),
+          packedBitmap: s.packedBitmap == null ? null : Buffer.from(s.packedBitmap),
+        });
       }
       for (const z of batch.zonesReleased ?? []) this.deleteZone.run(z);
-      for (const z of batch.zonesOwned ?? []) this.insertZone.run(z);
+      for (const z of batch.zonesOwned ?? []) this.insertZone.run({ zone: z.zone, epoch: z.epoch, written: z.written ?? null });
       const m = batch.meta ?? {};
       if (m.nextSlabId !== undefined) this.setMeta.run('next_slab_id', String(m.nextSlabId));
       if (m.nextEpochId !== undefined) this.setMeta.run('next_epoch_id', String(m.nextEpochId));
@@ -287,7 +307,7 @@ export class Catalog {
       return v;
     };
     const formatVersion = Number(need('format_version'));
-    if (formatVersion !== CATALOG_FORMAT_VERSION) {
+    if (!READABLE_FORMAT_VERSIONS.includes(formatVersion)) {
       throw new ZnsSlabError(ErrorCode.FORMAT_VERSION, `catalog ${this.file} is format ${formatVersion}; this release reads ${CATALOG_FORMAT_VERSION}`);
     }
     return {
@@ -323,6 +343,7 @@ export class Catalog {
         slotCount: r.slot_count,
         liveCount: r.live_count,
         liveBitmap: r.live_bitmap === null ? null : new Uint8Array(r.live_bitmap),
+        packedBitmap: r.packed_bitmap == null ? null : new Uint8Array(r.packed_bitmap),
       };
     }
   }
@@ -339,7 +360,7 @@ export class Catalog {
   }
 
   zones(): ZoneRow[] {
-    return this.read('read zones', () => this.db.prepare('SELECT zone, epoch FROM zones ORDER BY zone').all() as ZoneRow[]);
+    return this.read('read zones', () => (this.db.prepare('SELECT * FROM zones ORDER BY zone').all() as ZoneRow[]).map((r) => ({ zone: r.zone, epoch: r.epoch, written: r.written ?? null })));
   }
 
   /**
@@ -409,6 +430,18 @@ export class Catalog {
       throw catalogError(err, `catalog ${this.file}: ${what}`);
     }
   }
+}
+
+/**
+ * Brings a format-2 catalog to format 3 (inside the open's transaction): the two columns added
+ * since. A new or current catalog has them already; a catalog with no format yet gets its
+ * format from `initialize`.
+ */
+function upgradeSchema(db: Database.Database): void {
+  const has = (table: string, column: string): boolean => (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[]).some((c) => c.name === column);
+  if (!has('slabs', 'packed_bitmap')) db.exec('ALTER TABLE slabs ADD COLUMN packed_bitmap BLOB');
+  if (!has('zones', 'written')) db.exec('ALTER TABLE zones ADD COLUMN written INTEGER');
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'format_version' AND value = '2'").run(String(CATALOG_FORMAT_VERSION));
 }
 
 /** SQLite's and the filesystem's errors as the package's: the original stays as `cause`. */

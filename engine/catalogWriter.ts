@@ -25,6 +25,8 @@ export interface WriterSource {
   /** A live (ACTIVE or CLOSING) epoch by id. */
   epoch(id: number): Epoch | undefined;
   zoneOwner(zone: number): number;
+  /** What the catalog should record as written for an owned zone (ZoneRow.written). */
+  zoneWritten(zone: number): number | null;
   currentEpoch(): Epoch;
   nextEpochId(): number;
   sealSequence(): number;
@@ -36,6 +38,8 @@ export class CatalogWriter implements ZoneCatalogView {
   private source!: WriterSource;
   /** Zone -> owning epoch, as the committed catalog says. */
   private readonly committedOwner = new Map<number, number>();
+  /** Zone -> its recorded `written` (zones finished early). */
+  private readonly committedWritten = new Map<number, number>();
   /** Epochs that have a row in the catalog. */
   private readonly persisted = new Set<number>();
   private readonly dirtySlabs = new Set<number>();
@@ -46,7 +50,10 @@ export class CatalogWriter implements ZoneCatalogView {
 
   constructor(catalog: Catalog, committedZones: Iterable<ZoneRow>, persistedEpochs: Iterable<number>) {
     this.catalog = catalog;
-    for (const { zone, epoch } of committedZones) this.committedOwner.set(zone, epoch);
+    for (const { zone, epoch, written } of committedZones) {
+      this.committedOwner.set(zone, epoch);
+      if (written != null) this.committedWritten.set(zone, written);
+    }
     for (const id of persistedEpochs) this.persisted.add(id);
   }
 
@@ -94,10 +101,11 @@ export class CatalogWriter implements ZoneCatalogView {
       // nobody owns, and the next open resets them.
       const wanted = epoch === undefined || epoch.ephemeral ? NO_OWNER : owner;
       const committed = this.committedOwner.get(zone) ?? NO_OWNER;
-      if (wanted === committed) continue;
-      if (committed !== NO_OWNER) zonesReleased.push(zone);
+      const written = wanted === NO_OWNER ? null : src.zoneWritten(zone);
+      if (wanted === committed && (wanted === NO_OWNER || written === (this.committedWritten.get(zone) ?? null))) continue;
+      if (committed !== NO_OWNER && wanted !== committed) zonesReleased.push(zone);
       if (wanted !== NO_OWNER) {
-        zonesOwned.push({ zone, epoch: wanted });
+        zonesOwned.push({ zone, epoch: wanted, written });
         if (!this.persisted.has(wanted)) epochs.set(wanted, epoch!);
       }
     }
@@ -115,8 +123,15 @@ export class CatalogWriter implements ZoneCatalogView {
     if (slabs.length === 0 && zonesOwned.length === 0 && zonesReleased.length === 0 && epochs.size === 0 && metaKey === this.lastMeta) return;
     const epochRows = [...epochs.values()].map(epochRow);
     this.catalog.commit({ epochs: epochRows, slabs, zonesReleased, zonesOwned, meta });
-    for (const zone of zonesReleased) this.committedOwner.delete(zone);
-    for (const { zone, epoch } of zonesOwned) this.committedOwner.set(zone, epoch);
+    for (const zone of zonesReleased) {
+      this.committedOwner.delete(zone);
+      this.committedWritten.delete(zone);
+    }
+    for (const { zone, epoch, written } of zonesOwned) {
+      this.committedOwner.set(zone, epoch);
+      if (written != null) this.committedWritten.set(zone, written);
+      else this.committedWritten.delete(zone);
+    }
     for (const row of epochRows) this.persisted.add(row.id);
     this.lastMeta = metaKey;
     this.dirtySlabs.clear();

@@ -43,6 +43,16 @@ export interface StoreCounters {
   /** Capacity those early finishes left unwritten until the zones reset. */
   finishWasteBytes: number;
   deviceBytesWritten: number;
+  /** Zone GC (engine/gc.ts): zones it emptied and let go, slabs it moved, device bytes it wrote. */
+  gcZonesCollected: number;
+  gcSlabsMoved: number;
+  gcBytesMoved: number;
+  /** Bytes the collected zones held (written), given back at their reset. */
+  gcBytesFreed: number;
+  /** Milliseconds spent in GC steps. */
+  gcMs: number;
+  /** GC steps started by a put, a flush or the idle timer that failed (the error is in gcLastError). */
+  gcStepFailures: number;
 }
 
 export const CLASS_COUNTER_NAMES = [
@@ -71,6 +81,12 @@ export const STORE_COUNTER_NAMES = [
   'zonesFinishedEarly',
   'finishWasteBytes',
   'deviceBytesWritten',
+  'gcZonesCollected',
+  'gcSlabsMoved',
+  'gcBytesMoved',
+  'gcBytesFreed',
+  'gcMs',
+  'gcStepFailures',
 ] as const satisfies readonly (keyof StoreCounters)[];
 
 export function newClassCounters(): ClassCounters {

@@ -83,6 +83,12 @@ export class Epoch {
     if (this.openSlabs[slab.cls.index] === slab) this.openSlabs[slab.cls.index] = undefined;
   }
 
+  /** After zone GC moved a sealed slab (packed, so its image may be shorter now). */
+  slabMoved(slab: Slab, oldLength: number): void {
+    assert(slab.state === SlabState.SEALED && this.slabs.has(slab), 'a sealed slab of this epoch moved');
+    this.sealedBytes[slab.cls.index]! += slab.length - oldLength;
+  }
+
   /** Recounts every total from the slabs; throws on the first difference (a bug). */
   verify(): void {
     const live = new Int32Array(this.liveObjects.length);

@@ -156,6 +156,7 @@ export function rebuildCatalog(
     slabs.push({
       slabId: h.slabId, generation: h.generation, genLimit, state: 'sealed', epoch: h.epoch, sizeClass: h.sizeClass, zone: f.zone,
       offset: f.offset, length: h.imageBytes, slotCount: h.slotCount, liveCount, liveBitmap: f.live,
+      packedBitmap: h.packed ? h.live : null,
     });
     out.slabs++;
     out.objects += f.objects;
@@ -202,14 +203,15 @@ export function rebuildCatalog(
 }
 
 /**
- * Of two images of one slab id: the higher generation, then the later seal, then the complete
- * one (a seal retried after a partial write has the same generation and sequence), then the one
- * whose objects check out.
+ * Of two images of one slab id: the higher generation, then the complete one (a seal retried
+ * after a partial write, or a zone GC move torn by a crash, left an incomplete one beside it),
+ * then the later seal (a GC move is a later seal of the same generation), then the one whose
+ * objects check out.
  */
 function newer(a: Found, b: Found): boolean {
   if (a.header.generation !== b.header.generation) return a.header.generation > b.header.generation;
-  if (a.header.sealSequence !== b.header.sealSequence) return a.header.sealSequence > b.header.sealSequence;
   if (a.complete !== b.complete) return a.complete;
+  if (a.header.sealSequence !== b.header.sealSequence) return a.header.sealSequence > b.header.sealSequence;
   return a.corrupt < b.corrupt || (a.corrupt === b.corrupt && a.offset > b.offset);
 }
 
@@ -243,9 +245,10 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
     const storeTag = storeSeed(h.storeId.readUInt32LE(0));
     let objects = 0;
     let corrupt = 0;
+    let place = 0; // a packed image holds only the slots in its bitmap, in order
     for (let slot = 0; slot < h.slotCount; slot++) {
       if ((live[slot >>> 3]! & (1 << (slot & 7))) === 0) continue;
-      const from = SLAB_HEADER_BYTES + slot * cls.stride;
+      const from = SLAB_HEADER_BYTES + (h.packed ? place++ : slot) * cls.stride;
       try {
         decodeSlot(image.subarray(from, from + cls.stride), storeTag, h.slabId, h.generation, slot, cls);
         objects++;

@@ -53,6 +53,7 @@ export function restoreSlabs(
       length: row.length!,
       slotCount: row.slotCount!,
       live: row.liveBitmap!,
+      packed: row.packedBitmap ?? null,
     });
     registry.restoreSealed(slab, row.genLimit);
     epoch.addSlab(slab);

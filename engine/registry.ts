@@ -205,6 +205,7 @@ export class SlabRegistry {
         slotCount: slab.slotCount,
         liveCount: slab.liveCount,
         liveBitmap: slab.bitmapBytes(),
+        packedBitmap: slab.packedBitmap ?? null,
       };
     }
     return freeRow(slabId, Math.min(this.nextGeneration[slabId]!, limit), limit, this.retired.has(slabId));

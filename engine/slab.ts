@@ -6,7 +6,8 @@
  * at most once per generation; a slab id is reused only under a new generation.
  *
  * Layout (device and memory alike): a SLAB_HEADER_BYTES header (engine/slabHeader.ts, written
- * at seal), then `stride` bytes per slot:
+ * at seal), then `stride` bytes per slot (a packed image, written when zone GC moves the slab,
+ * holds only the slots live at the move; `positions` maps slot -> place):
  *   u32 length | u32 crc32(identity || payload) | payload | zero padding
  * The identity (store tag, slab id, generation, slot, class) is in the checksum, so bytes read
  * from the wrong place, from an older life of this slab, or from another store fail it instead
@@ -70,6 +71,13 @@ export class Slab {
   zone = -1;
   offset = -1;
   length = 0;
+  /**
+   * Packed images only (the slab was moved by zone GC): the bitmap of the slots the image
+   * holds, and each slot's place in it. Moving keeps id, generation and slot numbers, so every
+   * handle still resolves; only where a slot's bytes sit changes.
+   */
+  packedBitmap: Uint8Array | undefined;
+  private positions: Uint8Array | undefined;
 
   constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number) {
     this.id = id;
@@ -88,7 +96,7 @@ export class Slab {
     cls: SizeClass,
     epoch: number,
     storeTag: number,
-    where: { zone: number; offset: number; length: number; slotCount: number; live: Uint8Array },
+    where: { zone: number; offset: number; length: number; slotCount: number; live: Uint8Array; packed?: Uint8Array | null },
   ): Slab {
     const slab = new Slab(id, generation, cls, epoch, storeTag);
     slab.buffer = undefined;
@@ -98,6 +106,7 @@ export class Slab {
     slab.length = where.length;
     slab.slotCount = where.slotCount;
     slab.setBitmap(where.live);
+    if (where.packed != null) slab.setPacked(where.packed);
     return slab;
   }
 
@@ -149,7 +158,55 @@ export class Slab {
 
   /** Device offset of a slot relative to the zone start. SEALED only. */
   slotOffset(slot: number): number {
-    return this.offset + SLAB_HEADER_BYTES + slot * this.cls.stride;
+    const place = this.positions === undefined ? slot : this.positions[slot]!;
+    return this.offset + SLAB_HEADER_BYTES + place * this.cls.stride;
+  }
+
+  /**
+   * The packed image of this sealed slab, made from `current` (its image as read from the
+   * device): the header, then only the live slots, copied byte for byte (each slot's checksum
+   * covers its identity, not its place), rounded up to `blockSize`. Returns the image and the
+   * bitmap of the slots it holds.
+   */
+  packedImage(current: Uint8Array, blockSize: number, stamp: SealStamp): { image: Buffer; bitmap: Uint8Array } {
+    assert(this.state === SlabState.SEALED && this.liveCount > 0, 'pack a sealed slab with live slots');
+    assert(current.byteLength === this.length, 'the current image, whole');
+    const stride = this.cls.stride;
+    const bytes = sealedBytes(this.liveCount, stride, blockSize);
+    const image = Buffer.alloc(bytes);
+    let place = 0;
+    for (let slot = 0; slot < this.slotCount; slot++) {
+      if (!this.isLive(slot)) continue;
+      const from = SLAB_HEADER_BYTES + (this.positions === undefined ? slot : this.positions[slot]!) * stride;
+      image.set(current.subarray(from, from + stride), SLAB_HEADER_BYTES + place * stride);
+      place++;
+    }
+    const bitmap = this.bitmapBytes();
+    writeSlabHeader(image, {
+      storeId: stamp.storeId,
+      slabId: this.id,
+      generation: this.generation,
+      epoch: this.epoch,
+      sealSequence: stamp.sealSequence,
+      commitSequence: stamp.commitSequence,
+      sizeClass: this.cls.index,
+      slotCount: this.slotCount,
+      imageBytes: bytes,
+      live: bitmap,
+      ephemeral: stamp.ephemeral,
+      packed: true,
+    });
+    writeSlabTrailer(image);
+    return { image, bitmap };
+  }
+
+  /** The slab's packed image (from `packedImage`) is now at `zone`/`offset`. */
+  markMoved(zone: number, offset: number, length: number, bitmap: Uint8Array): void {
+    assert(this.state === SlabState.SEALED, 'move a sealed slab');
+    this.zone = zone;
+    this.offset = offset;
+    this.length = length;
+    this.setPacked(bitmap);
   }
 
   /** The bytes to append to the device: the header and the written slots, rounded up to `blockSize`. */
@@ -172,6 +229,7 @@ export class Slab {
       imageBytes: used,
       live: new Uint8Array(this.live.buffer, this.live.byteOffset, this.live.byteLength), // a view: the header copies it
       ephemeral: stamp.ephemeral,
+      packed: false,
     });
     const image = buf.subarray(0, used);
     writeSlabTrailer(image);
@@ -206,6 +264,23 @@ export class Slab {
     let n = 0;
     for (let slot = 0; slot < this.slotCount; slot++) if (this.isLive(slot)) n++;
     this.liveCount = n;
+  }
+
+  private setPacked(bitmap: Uint8Array): void {
+    assert(bitmap.length === BITMAP_WORDS * 4, 'packed bitmap is 32 bytes');
+    this.packedBitmap = new Uint8Array(bitmap);
+    const positions = new Uint8Array(this.slotCount);
+    let place = 0;
+    for (let slot = 0; slot < this.slotCount; slot++) {
+      positions[slot] = place;
+      if ((bitmap[slot >>> 3]! & (1 << (slot & 7))) !== 0) place++;
+    }
+    // Every live slot is in the image: frees only clear bits, so live stays within packed.
+    for (let w = 0; w < BITMAP_WORDS; w++) {
+      const packedWord = bitmap[w * 4]! | (bitmap[w * 4 + 1]! << 8) | (bitmap[w * 4 + 2]! << 16) | (bitmap[w * 4 + 3]! << 24);
+      assert((this.live[w]! & ~packedWord) === 0, `slab ${this.id}: a live slot is missing from its packed image`);
+    }
+    this.positions = positions;
   }
 
   private grow(atLeast: number): void {

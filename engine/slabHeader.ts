@@ -6,11 +6,14 @@
  *   8  16 B store id          24  u32 slab id           28  u32 generation
  *  32  f64 epoch              40  f64 seal sequence     48  f64 catalog commit sequence at seal
  *  56  u16 size class         58  u16 slot count        60  u32 image bytes
- *  64  32 B live bitmap at seal                         96  u8 flags (bit 0: ephemeral epoch)   97  reserved (zero)
+ *  64  32 B live bitmap at seal                         96  u8 flags (bit 0: ephemeral epoch, bit 1: packed)
+ *  97  reserved (zero)
  * 124  u32 crc32 of bytes [0, 124)
  *
- * Slots follow the header; the image is padded to the device block, and its last 16 bytes are
- * a trailer that repeats the header's crc, slab id and generation. A write that landed only in
+ * Slots follow the header: slot i at i x stride, or, in a packed image (a slab zone GC moved,
+ * engine/gc.ts), only the slots set in the bitmap, in slot order, so slot i sits at the count of
+ * set bits below i. Either way the bitmap says which slots the image holds. The image is padded
+ * to the device block, and its last 16 bytes are a trailer that repeats the header's crc, slab id and generation. A write that landed only in
  * part (the kernel splits large writes) has a header but no trailer: readers take such an image
  * as incomplete and look for the next header inside it.
  */
@@ -24,6 +27,7 @@ export const SLAB_HEADER_VERSION = 1;
 export const STORE_ID_BYTES = 16;
 const CRC_AT = 124;
 const FLAG_EPHEMERAL = 1;
+const FLAG_PACKED = 2;
 
 export interface SlabHeader {
   storeId: Buffer;
@@ -40,6 +44,8 @@ export interface SlabHeader {
   live: Uint8Array;
   /** Its epoch is an auto-closing domain's: never to be recovered. */
   ephemeral: boolean;
+  /** Only the slots in `live` are in the image, packed in slot order (a slab zone GC moved). */
+  packed: boolean;
 }
 
 export function writeSlabHeader(buf: Buffer, h: SlabHeader): void {
@@ -57,7 +63,7 @@ export function writeSlabHeader(buf: Buffer, h: SlabHeader): void {
   buf.writeUInt16LE(h.slotCount, 58);
   buf.writeUInt32LE(h.imageBytes, 60);
   buf.set(h.live.subarray(0, 32), 64);
-  buf.writeUInt8(h.ephemeral ? FLAG_EPHEMERAL : 0, 96);
+  buf.writeUInt8((h.ephemeral ? FLAG_EPHEMERAL : 0) | (h.packed ? FLAG_PACKED : 0), 96);
   buf.writeUInt32LE(zlib.crc32(buf.subarray(0, CRC_AT)), CRC_AT);
 }
 
@@ -80,6 +86,7 @@ export function readSlabHeader(buf: Uint8Array): SlabHeader | undefined {
     imageBytes: b.readUInt32LE(60),
     live: new Uint8Array(b.subarray(64, 96)),
     ephemeral: (b.readUInt8(96) & FLAG_EPHEMERAL) !== 0,
+    packed: (b.readUInt8(96) & FLAG_PACKED) !== 0,
   };
 }
 

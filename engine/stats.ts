@@ -85,6 +85,22 @@ export interface GlobalStats {
     estimatedDeviceBytes: number;
     liveBytes: number;
     deadBytes: number;
+    /**
+     * Device bytes the store holds (written in its zones, and in zones waiting for their reset)
+     * / device bytes its live sealed objects need (their slots); null with nothing live.
+     */
+    spaceAmplification: number | null;
+  };
+  /** Zone GC (engine/gc.ts): what it is doing now; its cumulative counters are in `counters`. */
+  gc: {
+    enabled: boolean;
+    /** The zone being collected, or null. */
+    collecting: number | null;
+    reserveZones: number;
+    /** Bytes written in zones, and bytes live in them: what spaceAmplification divides. */
+    bytesWritten: number;
+    bytesLive: number;
+    lastError: string | null;
   };
   zones: { total: number; free: number; owned: number; active: number; open: number; full: number; needingReset: number; unusable: number };
   slabs: number;
@@ -112,6 +128,10 @@ export interface ZoneStats {
   deadBytes: number;
   /** A salvage open found this zone missing, truncated or unreadable: its objects give ERR_ZONE_LOST. */
   damaged: boolean;
+  /** The epoch's head zone of this write stream ('user': puts, 'gc': slabs zone GC moved), or null. */
+  head: 'user' | 'gc' | null;
+  /** Zone GC is moving this zone's slabs out now. */
+  collecting: boolean;
 }
 
 /** What the store lends the snapshot builders (read only). */
@@ -128,6 +148,8 @@ export interface StatsSource {
   zoneCounts: { free: number; active: number; open: number };
   storeCounters: StoreCounters;
   classCounters: readonly ClassCounters[];
+  headOf(zone: number): 'user' | 'gc' | null;
+  gc: GlobalStats['gc'];
 }
 
 function recycleRate(c: ClassCounters): number | null {
@@ -248,7 +270,9 @@ export function globalStats(src: StatsSource): GlobalStats {
       estimatedDeviceBytes: estimated,
       liveBytes: epochs.reduce((n, e) => n + e.liveBytes, 0),
       deadBytes: written - live,
+      spaceAmplification: src.gc.bytesLive === 0 ? null : Number((src.gc.bytesWritten / src.gc.bytesLive).toFixed(4)),
     },
+    gc: { ...src.gc },
     zones: { total: src.zones.length, free: src.zoneCounts.free, owned, active: src.zoneCounts.active, open: src.zoneCounts.open, full, needingReset, unusable },
     slabs: epochs.reduce((n, e) => n + e.slabs, 0),
     liveObjects: epochs.reduce((n, e) => n + e.liveObjects, 0),
@@ -281,6 +305,8 @@ export function zoneStats(report: readonly Zone[], src?: StatsSource): ZoneStats
       liveBytes: engine?.liveBytes ?? 0,
       deadBytes: owned ? Math.max(0, dataBytes - engine.liveBytes) : 0,
       damaged: src?.damaged.has(z.index) ?? false,
+      head: owned ? src!.headOf(z.index) : null,
+      collecting: src !== undefined && src.gc.collecting === z.index,
     };
   });
 }

@@ -25,6 +25,7 @@ import { type DomainHost, EpochDomain } from './domain.js';
 import { Epoch, EpochState } from './epoch.js';
 import { HANDLE_VERSION, encodeHandle, unpackHandle } from './handle.js';
 import { CatalogWriter } from './catalogWriter.js';
+import { GC_IDLE_STEP_MS, GC_RESERVE_ZONES, type GcOptions, type GcResult, ZoneGc, checkGcOptions } from './gc.js';
 import { checkDevice, restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
@@ -60,9 +61,14 @@ export interface StoreOptions {
    * is reset. Without it, that case is ERR_CATALOG_MISSING (run `zns-slab recover` instead).
    */
   overwriteDevice?: boolean;
+  /**
+   * Zone garbage collection (engine/gc.ts): on by default; `false` turns it off (no reserve
+   * zone, no steps but explicit `store.gc()` calls), an object tunes it.
+   */
+  gc?: GcOptions | false;
 }
 
-const STORE_OPTION_KEYS: readonly string[] = ['device', 'geometry', 'readOnly', 'salvage', 'overwriteDevice'];
+const STORE_OPTION_KEYS: readonly string[] = ['device', 'geometry', 'readOnly', 'salvage', 'overwriteDevice', 'gc'];
 const GEOMETRY_KEYS: readonly string[] = ['zoneCount', 'zoneSize', 'zoneCapacity', 'logicalBlockSize', 'maxOpenZones', 'maxActiveZones'];
 const DEVICE_METHODS: readonly string[] = ['reportZones', 'read', 'write', 'resetZone', 'openZone', 'closeZone', 'finishZone', 'flush', 'close'];
 /** Bytes of a store id. */
@@ -97,6 +103,7 @@ function checkStoreOptions(options: unknown): StoreOptions {
   for (const key of ['readOnly', 'salvage', 'overwriteDevice'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.${key} must be a boolean, got ${describe(o[key])}`);
   }
+  checkGcOptions(o.gc);
   if (o.salvage === true && o.readOnly === false) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore: options.salvage opens read-only; it cannot go with readOnly: false');
   return o as StoreOptions;
 }
@@ -106,6 +113,13 @@ function deviceHoldsData(device: ZonedDevice): number {
   let written = 0;
   for (const z of device.reportZones()) if (z.condition !== ZoneCondition.EMPTY && z.condition !== ZoneCondition.OFFLINE && z.condition !== ZoneCondition.READ_ONLY) written++;
   return written;
+}
+
+export interface GcCallOptions {
+  /** Stop after moving about this many bytes (a slab is never split). Default: no limit. */
+  maxBytes?: number;
+  /** Stop after about this many milliseconds (checked between slabs). Default: no limit. */
+  maxMs?: number;
 }
 
 export interface PutOptions {
@@ -145,9 +159,16 @@ export class Store implements Disposable, DomainHost {
   /** Set by the first domain: until then put never looks up an implicit domain. */
   private domainsInUse = false;
   private closed = false;
+  /** Zone GC; undefined when turned off or read-only. */
+  private readonly collector: ZoneGc | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  /** For `gc()` on a store opened with `gc: false`. */
+  private manualCollector: ZoneGc | undefined;
+  /** A put or free happened since the idle timer last looked. */
+  private busy = false;
 
   /** Use `openStore`. */
-  constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false, salvage = false) {
+  constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false, salvage = false, gc: GcOptions | false | undefined = undefined) {
     this.path = dir;
     this.catalog = catalog;
     this.device = device;
@@ -178,10 +199,10 @@ export class Store implements Disposable, DomainHost {
     const committedZones = catalog.zones();
     this.writer = new CatalogWriter(catalog, committedZones, epochRows.map((r) => r.id));
     this.zones = new ZoneManager(device, this.storeCounters, this.writer);
-    const owners = new Map<number, number>();
+    const owners = new Map<number, { epoch: number; written: number | null }>();
     const orphaned: number[] = []; // owned in the catalog by an epoch that is gone
-    for (const { zone, epoch } of committedZones) {
-      if (this.epochs.has(epoch)) owners.set(zone, epoch);
+    for (const { zone, epoch, written } of committedZones) {
+      if (this.epochs.has(epoch)) owners.set(zone, { epoch, written: written ?? null });
       else orphaned.push(zone);
     }
     const report = device.reportZones();
@@ -199,14 +220,40 @@ export class Store implements Disposable, DomainHost {
       registry: this.registry,
       epoch: (id) => self.epochs.get(id),
       zoneOwner: (zone) => self.zones.zones[zone]!.owner,
+      zoneWritten: (zone) => {
+        const z = self.zones.zones[zone]!;
+        return z.full && z.written < self.device.geometry.zoneCapacity ? z.written : null;
+      },
       currentEpoch: () => self.current,
       nextEpochId: () => self.nextEpochId,
       sealSequence: () => self.sealSequence,
       counters: () => self.savedCounters(),
     });
-    if (readOnly) return;
+    const gcOptions = checkGcOptions(gc);
+    if (readOnly) {
+      this.collector = undefined;
+      return;
+    }
+    if (gcOptions !== undefined) {
+      this.zones.reserveZones = GC_RESERVE_ZONES;
+      this.collector = new ZoneGc(
+        {
+          zones: this.zones,
+          counters: this.storeCounters,
+          collectable: (epoch) => self.epochs.get(epoch)?.ephemeral === false,
+          relocate: (slab) => self.relocate(slab),
+          commit: () => self.commitAll(),
+        },
+        gcOptions,
+      );
+      if (gcOptions.idleMs > 0) {
+        this.idleTimer = setInterval(() => self.onIdle(), gcOptions.idleMs);
+        this.idleTimer.unref();
+      }
+    } else this.collector = undefined;
     for (const zone of orphaned) this.writer.zoneChanged(zone);
-    for (const epoch of this.epochs.values()) if (epoch.state === EpochState.CLOSING) this.recycleEmptySlabs(epoch);
+    // Sealed slabs with nothing live (an older release kept them in ACTIVE epochs) go now.
+    for (const epoch of this.epochs.values()) this.recycleEmptySlabs(epoch);
     // Let the catalog go of orphaned zones now, so they are reset and free from the start.
     if (orphaned.length > 0) this.commitAll();
   }
@@ -228,6 +275,7 @@ export class Store implements Disposable, DomainHost {
     let slab = epoch.openSlabs[classIndex];
     if (slab === undefined || slab.isFull) slab = this.nextSlab(epoch, classIndex, slab);
     const slot = slab.append(bytes, length);
+    this.busy = true;
     const counters = this.classCounters[classIndex]!;
     counters.puts++;
     counters.userBytesPut += length;
@@ -254,6 +302,7 @@ export class Store implements Disposable, DomainHost {
     this.checkWritable();
     const { slab, slot } = this.resolve(handle);
     slab.clearLive(slot);
+    this.busy = true;
     this.classCounters[slab.cls.index]!.frees++;
     this.epochs.get(slab.epoch)!.objectFreed(slab.cls.index);
     if (slab.state === SlabState.SEALED) {
@@ -429,12 +478,34 @@ export class Store implements Disposable, DomainHost {
       for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
     }
     for (const epoch of this.epochs.values()) {
-      if (epoch.state !== EpochState.CLOSING) continue;
-      for (const zone of [...this.zones.zonesOf(epoch.id)]) if (this.zones.zones[zone]!.slabs.size === 0) this.zones.release(zone);
+      // A CLOSING epoch takes no more puts: its head zones too go once nothing in them is live.
+      for (const zone of [...this.zones.zonesOf(epoch.id)]) {
+        if (epoch.state !== EpochState.CLOSING) this.zones.releaseIfEmpty(zone);
+        else if (this.zones.zones[zone]!.slabs.size === 0) this.zones.release(zone);
+      }
     }
+    this.collector?.background(this.collector.options.stepBytes, Infinity);
     this.storeCounters.flushes++;
     this.commitAll();
   }
+
+  /**
+   * Runs zone garbage collection now (engine/gc.ts): collects the zones worth collecting
+   * (at most GC_MAX_VICTIM_LIVE_FRACTION live), within the budget, and commits what it moved.
+   * Handles do not change. Works with `gc: false` too (then only when called).
+   */
+  gc(options: GcCallOptions = {}): GcResult {
+    this.checkWritable();
+    const maxBytes = checkBudget(options, 'maxBytes');
+    const maxMs = checkBudget(options, 'maxMs');
+    const collector = this.collector ?? (this.manualCollector ??= new ZoneGc(
+      { zones: this.zones, counters: this.storeCounters, collectable: (e) => this.epochs.get(e)?.ephemeral === false, relocate: (slab) => this.relocate(slab), commit: () => this.commitAll() },
+      { spaceAmplification: Infinity, stepBytes: 0, idleMs: 0 },
+    ));
+    const result = collector.step({ maxBytes, maxMs, urgent: false });
+    return result;
+  }
+
 
   /**
    * Recounts every total from scratch (epochs, zones, the registry) and checks it against the
@@ -468,6 +539,7 @@ export class Store implements Disposable, DomainHost {
   abandon(): void {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.idleTimer);
     try {
       this.catalog.close();
     } finally {
@@ -478,6 +550,7 @@ export class Store implements Disposable, DomainHost {
   /** Flushes and closes the store and its device. Idempotent. */
   close(): void {
     if (this.closed) return;
+    clearInterval(this.idleTimer);
     try {
       if (!this.readOnly) {
         this.flush();
@@ -591,33 +664,85 @@ export class Store implements Disposable, DomainHost {
       return;
     }
     const image = slab.sealImage(this.blockSize, { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: epoch.ephemeral });
-    const { zone, offset } = this.zones.append(epoch.id, image);
+    let placed: { zone: number; offset: number };
+    try {
+      placed = this.zones.append(epoch.id, image);
+    } catch (err) {
+      // Out of zones: zone GC collects until one is free, then the seal tries once more.
+      if (!(err instanceof ZnsSlabError && err.code === ErrorCode.DEVICE_FULL && this.collector?.reclaim() === true)) throw err;
+      placed = this.zones.append(epoch.id, image);
+    }
     this.sealSequence++;
-    slab.markSealed(zone, offset, image.length);
+    slab.markSealed(placed.zone, placed.offset, image.length);
     epoch.slabSealed(slab);
     this.zones.placeSlab(slab);
     this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsSealed++;
+    this.collector?.background(this.collector.options.stepBytes, Infinity);
+  }
+
+  /**
+   * Zone GC's move of one sealed slab (engine/gc.ts, step 2): its live slots, packed, go to the
+   * GC head of its epoch; id, generation and slot numbers stay, so every handle still works.
+   * Durable at the next commit; until then the catalog points at the old place, which stays
+   * intact until that commit lets its zone go. Returns the device bytes written.
+   */
+  private relocate(slab: Slab): number {
+    const epoch = this.epochs.get(slab.epoch)!;
+    assert(slab.state === SlabState.SEALED && !epoch.ephemeral, `relocate sealed slab ${slab.id} of a persistent epoch`);
+    if (slab.liveCount === 0) {
+      this.drop(epoch, slab);
+      return 0;
+    }
+    const from = this.zones.zones[slab.zone]!;
+    const current = this.device.read(from.start + slab.offset, slab.length);
+    const stamp = { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: false };
+    const { image, bitmap } = slab.packedImage(current, this.blockSize, stamp);
+    const { zone, offset } = this.zones.append(epoch.id, image, 'gc');
+    this.sealSequence++;
+    const oldLength = slab.length;
+    this.zones.removeSlab(slab);
+    slab.markMoved(zone, offset, image.length, bitmap);
+    epoch.slabMoved(slab, oldLength);
+    this.zones.placeSlab(slab);
+    this.writer.slabChanged(slab.id);
+    crashPoint('gc.moved');
+    return image.length;
+  }
+
+  /** The idle timer: a GC step when nothing was put or freed since the last tick. */
+  private onIdle(): void {
+    if (this.closed) return;
+    if (this.busy) {
+      this.busy = false;
+      return;
+    }
+    this.collector?.background(Infinity, GC_IDLE_STEP_MS);
   }
 
   private onSlabEmpty(slab: Slab): void {
     const epoch = this.epochs.get(slab.epoch)!;
-    if (epoch.state === EpochState.ACTIVE) {
-      // The allocator's Phase 2.1: ACTIVE epochs keep empty slabs (latency first). The current
-      // partial slab restarts at slot 0 under its next generation at once (every handle into
-      // it is already freed); a sealed one waits for its epoch to close.
-      if (slab.state === SlabState.OPEN && epoch.openSlabs[slab.cls.index] === slab) {
+    if (epoch.state === EpochState.ACTIVE && slab.state === SlabState.OPEN) {
+      // The allocator's Phase 2.1: ACTIVE epochs keep their empty partial slab (latency first):
+      // it restarts at slot 0 under its next generation at once (every handle into it is
+      // already freed).
+      if (epoch.openSlabs[slab.cls.index] === slab) {
         if (this.registry.renew(slab)) this.classCounters[slab.cls.index]!.slabsReusedHot++;
         else this.drop(epoch, slab);
       }
       return;
     }
+    // A sealed slab with nothing live is only dead bytes on its zone: let it go, and the zone
+    // with it when it was the zone's last.
     this.drop(epoch, slab);
   }
 
   /** Takes a slab out of its epoch and zone and recycles its id (an emptied slab, or a closing epoch's). */
   private drop(epoch: Epoch, slab: Slab): void {
-    if (slab.state === SlabState.SEALED) this.zones.removeSlab(slab);
+    if (slab.state === SlabState.SEALED) {
+      this.zones.removeSlab(slab);
+      this.zones.releaseIfEmpty(slab.zone);
+    }
     epoch.removeSlab(slab);
     this.registry.recycle(slab, !epoch.ephemeral);
     this.writer.slabChanged(slab.id);
@@ -704,8 +829,29 @@ export class Store implements Disposable, DomainHost {
       zoneCounts: { free: this.zones.freeZoneCount(), active: this.zones.activeZones, open: this.zones.openZones },
       storeCounters: this.storeCounters,
       classCounters: this.classCounters,
+      headOf: (zone) => {
+        const owner = this.zones.zones[zone]!.owner;
+        if (owner === NO_OWNER) return null;
+        return this.zones.head(owner, 'user') === zone ? 'user' : this.zones.head(owner, 'gc') === zone ? 'gc' : null;
+      },
+      gc: {
+        enabled: this.collector !== undefined,
+        collecting: this.collector !== undefined && this.collector.victim >= 0 ? this.collector.victim : null,
+        reserveZones: this.zones.reserveZones,
+        bytesWritten: this.zones.bytesWritten,
+        bytesLive: this.zones.bytesLive,
+        lastError: this.collector?.lastError?.message ?? null,
+      },
     };
   }
+}
+
+function checkBudget(options: GcCallOptions, key: 'maxBytes' | 'maxMs'): number {
+  if (typeof options !== 'object' || options === null) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `gc: options must be an object, got ${describe(options)}`);
+  const v = options[key];
+  if (v === undefined) return Infinity;
+  if (typeof v !== 'number' || Number.isNaN(v) || v < 0) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `gc: options.${key} must be a non-negative number, got ${describe(v)}`);
+  return v;
 }
 
 function checkEpochId(epochId: unknown): asserts epochId is number {
@@ -858,7 +1004,7 @@ export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: {
         );
       }
     }
-    return new Store(dir, catalog, device, readOnly, salvage);
+    return new Store(dir, catalog, device, readOnly, salvage, options.gc);
   } catch (err) {
     catalog.close();
     try {

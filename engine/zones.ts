@@ -11,9 +11,13 @@
  *   zone is explicitly closed (it stays active and can be written again).
  * The engine never relies on the device closing zones implicitly.
  *
+ * Each epoch has two heads, one per write stream: `user` (slabs sealed by puts) and `gc` (slabs
+ * zone GC moves, engine/gc.ts), so data that survived a collection is not mixed with new data.
+ *
  * The manager owns zone accounting: ownership (and each epoch's set of zones), the slabs in a
- * zone and their live bytes, the open/active counts. Nobody else writes those fields; `verify`
- * recounts them. A zone an epoch lets go is reset only once the catalog no longer refers to
+ * zone and their live bytes, the open/active counts, the store-wide written and live totals,
+ * and the reserve (free zones only GC may take, so GC can always run). Nobody else writes those
+ * fields; `verify` recounts them. A zone an epoch lets go is reset only once the catalog no longer refers to
  * it (`ZoneCatalogView`), so a crash never finds catalog rows pointing into an empty zone.
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
@@ -30,12 +34,25 @@ export interface ZoneCatalogView {
 }
 
 export const NO_OWNER = -1;
+
+/** A write stream: puts' seals, or zone GC's moves. Each has its own head zone per epoch. */
+export type WriteStream = 'user' | 'gc';
+
+/** What the catalog records of an owned zone. */
+export interface ZoneOwnership {
+  epoch: number;
+  /** Bytes written before the zone was finished early (null: full to capacity, or not full). */
+  written: number | null;
+}
 const EMPTY_SET: ReadonlySet<number> = new Set();
 
 export interface EngineZone {
   readonly index: number;
   readonly start: number;
-  /** Bytes written from the zone start (for a zone found FULL at open: its capacity). */
+  /**
+   * Bytes written from the zone start. A zone finished early keeps what it had written; for a
+   * zone found FULL at open, what the catalog recorded at the finish (else its capacity).
+   */
   written: number;
   full: boolean;
   /** Open or closed: counts against the device's active limit. */
@@ -62,12 +79,23 @@ export class ZoneManager {
   private readonly free: number[] = [];
   /** Zones the engine has open, least recently written first. */
   private readonly open = new Map<number, true>();
+  /** Epoch -> its head zone, per stream. */
   private readonly heads = new Map<number, number>();
+  private readonly gcHeads = new Map<number, number>();
   /** Epoch -> the zones it owns. */
   private readonly owned = new Map<number, Set<number>>();
   private readonly catalog: ZoneCatalogView;
   private activeCount = 0;
   private tick = 0;
+  /** Bytes written in all zones (owned, or let go and not reset yet). */
+  private writtenTotal = 0;
+  /** Live bytes in all zones (the sum of `liveBytes`). */
+  private liveTotal = 0;
+  /**
+   * Free zones the user stream may not take (zone GC's working room: it needs a zone to move
+   * slabs into before it can reset one). 0 when GC is off. The Store sets it.
+   */
+  reserveZones = 0;
 
   constructor(device: ZonedDevice, counters: StoreCounters, catalog: ZoneCatalogView) {
     this.device = device;
@@ -85,14 +113,16 @@ export class ZoneManager {
    * data are reset (an epoch close or a crash left them behind), unless `readOnly`, which
    * only marks them. Returns those zones.
    */
-  load(report: Zone[], owners: Map<number, number>, readOnly = false): number[] {
+  load(report: Zone[], owners: Map<number, ZoneOwnership>, readOnly = false): number[] {
     const recovered: number[] = [];
     for (const z of report) {
-      const owner = owners.get(z.index) ?? NO_OWNER;
+      const owned = owners.get(z.index);
+      const owner = owned?.epoch ?? NO_OWNER;
+      const finishedAt = owned?.written ?? null;
       const zone: EngineZone = {
         index: z.index,
         start: z.start,
-        written: z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start,
+        written: z.condition === ZoneCondition.FULL ? (finishedAt !== null && finishedAt <= this.capacity ? finishedAt : this.capacity) : z.writePointer - z.start,
         full: z.condition === ZoneCondition.FULL,
         active: zoneIsActive(z.condition),
         owner,
@@ -106,6 +136,7 @@ export class ZoneManager {
         needsReset: false,
       };
       this.zones.push(zone);
+      this.writtenTotal += zone.written;
       if (owner !== NO_OWNER) this.ownedBy(owner).add(z.index);
       if (zone.active) this.activeCount++;
       if (zoneIsOpen(z.condition)) this.open.set(z.index, true);
@@ -125,8 +156,8 @@ export class ZoneManager {
   }
 
   /**
-   * After load: each epoch keeps one partly written zone as its head; the others are finished
-   * (left alone when `readOnly`).
+   * After load: each epoch keeps its two most written partial zones as its heads (user, then
+   * gc); any others are finished (left alone when `readOnly`).
    */
   chooseHeads(readOnly = false): void {
     const partial = new Map<number, EngineZone[]>();
@@ -139,24 +170,26 @@ export class ZoneManager {
     for (const [epoch, list] of partial) {
       list.sort((a, b) => b.written - a.written);
       this.heads.set(epoch, list[0]!.index);
-      if (!readOnly) for (const extra of list.slice(1)) this.finishEarly(extra.index);
+      if (list.length > 1) this.gcHeads.set(epoch, list[1]!.index);
+      if (!readOnly) for (const extra of list.slice(2)) this.finishEarly(extra.index);
     }
   }
 
   /**
-   * Appends `image` (a sealed slab, block-aligned) to `epoch`'s head zone, taking a new zone
-   * when needed. Returns where it landed and whether the epoch took a new zone for it.
+   * Appends `image` (a sealed slab, block-aligned) to `epoch`'s head zone of `stream`, taking a
+   * new zone when needed. Returns where it landed and whether the epoch took a new zone for it.
    */
-  append(epoch: number, image: Uint8Array): { zone: number; offset: number; newZone: boolean } {
+  append(epoch: number, image: Uint8Array, stream: WriteStream = 'user'): { zone: number; offset: number; newZone: boolean } {
     assert(image.length > 0 && image.length <= this.capacity, 'slab image fits a zone');
-    let index = this.heads.get(epoch);
+    const heads = stream === 'user' ? this.heads : this.gcHeads;
+    let index = heads.get(epoch);
     if (index !== undefined && this.zones[index]!.written + image.length > this.capacity) {
       this.finishEarly(index);
       index = undefined;
     }
     let newZone = false;
     if (index === undefined) {
-      index = this.takeFreeZone(epoch);
+      index = this.takeFreeZone(epoch, stream);
       newZone = true;
     }
     const zone = this.zones[index]!;
@@ -174,6 +207,7 @@ export class ZoneManager {
       this.activeCount++;
     }
     zone.written += image.length;
+    this.writtenTotal += image.length;
     zone.lastWrite = ++this.tick;
     this.counters.deviceBytesWritten += image.length;
     if (zone.written === this.capacity) {
@@ -181,7 +215,7 @@ export class ZoneManager {
       zone.active = false;
       this.open.delete(index);
       this.activeCount--;
-      this.heads.delete(epoch);
+      heads.delete(epoch);
     }
     this.assertLimits();
     return { zone: index, offset, newZone };
@@ -195,13 +229,50 @@ export class ZoneManager {
     const zone = this.zones[index]!;
     assert(zone.owner !== NO_OWNER, `release of zone ${index}, which nobody owns`);
     if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    if (this.gcHeads.get(zone.owner) === index) this.gcHeads.delete(zone.owner);
     this.owned.get(zone.owner)!.delete(index);
     zone.owner = NO_OWNER;
     zone.slabs.clear();
+    this.liveTotal -= zone.liveBytes;
     zone.liveBytes = 0;
     zone.needsReset = true;
     this.catalog.zoneChanged(index);
     if (!this.catalog.catalogOwns(index)) this.reset(index);
+  }
+
+  /**
+   * Lets go of an owned zone that holds no live slab and is not a head: its space comes back
+   * without copying anything. True when it was let go.
+   */
+  releaseIfEmpty(index: number): boolean {
+    const zone = this.zones[index]!;
+    if (zone.owner === NO_OWNER || zone.slabs.size > 0 || this.isHead(index)) return false;
+    this.release(index);
+    return true;
+  }
+
+  /** Whether the zone is some epoch's head (of either stream): it still takes appends. */
+  isHead(index: number): boolean {
+    const owner = this.zones[index]!.owner;
+    return owner !== NO_OWNER && (this.heads.get(owner) === index || this.gcHeads.get(owner) === index);
+  }
+
+  get zoneCapacity(): number {
+    return this.capacity;
+  }
+
+  /** Appends so far this session: the age zone GC weighs a zone's last write against. */
+  get clock(): number {
+    return this.tick;
+  }
+
+  /** Bytes written in all zones, and live bytes in them (device bytes held vs needed). */
+  get bytesWritten(): number {
+    return this.writtenTotal;
+  }
+
+  get bytesLive(): number {
+    return this.liveTotal;
   }
 
   /** Resets every released zone the catalog has let go of (call after each commit). */
@@ -217,11 +288,13 @@ export class ZoneManager {
     assert(slab.state === SlabState.SEALED && zone.owner === slab.epoch, `slab ${slab.id} placed in zone ${zone.index} of its epoch`);
     zone.slabs.add(slab);
     zone.liveBytes += slab.liveCount * slab.cls.stride;
+    this.liveTotal += slab.liveCount * slab.cls.stride;
   }
 
   /** One live slot of a sealed slab was freed. */
   slotFreed(slab: Slab): void {
     this.zones[slab.zone]!.liveBytes -= slab.cls.stride;
+    this.liveTotal -= slab.cls.stride;
   }
 
   /** A sealed slab leaves its zone (emptied, or its epoch closes). */
@@ -229,6 +302,7 @@ export class ZoneManager {
     const zone = this.zones[slab.zone]!;
     assert(zone.slabs.delete(slab), `slab ${slab.id} is in zone ${zone.index}`);
     zone.liveBytes -= slab.liveCount * slab.cls.stride;
+    this.liveTotal -= slab.liveCount * slab.cls.stride;
   }
 
   /** The zones `epoch` owns (live view; do not change it). */
@@ -240,8 +314,12 @@ export class ZoneManager {
   verify(): void {
     const report = this.device.reportZones();
     let active = 0;
+    let writtenTotal = 0;
+    let liveTotal = 0;
     const free = new Set(this.free);
     for (const zone of this.zones) {
+      writtenTotal += zone.written;
+      liveTotal += zone.liveBytes;
       let live = 0;
       for (const slab of zone.slabs) {
         assert(slab.state === SlabState.SEALED && slab.zone === zone.index, `zone ${zone.index} lists slab ${slab.id}, which is elsewhere`);
@@ -260,6 +338,15 @@ export class ZoneManager {
       }
     }
     for (const [epoch, set] of this.owned) for (const index of set) assert(this.zones[index]!.owner === epoch, `epoch ${epoch}'s set lists zone ${index}, owned by ${this.zones[index]!.owner}`);
+    for (const heads of [this.heads, this.gcHeads]) {
+      for (const [epoch, index] of heads) {
+        const zone = this.zones[index]!;
+        assert(zone.owner === epoch && !zone.full, `head zone ${index} of epoch ${epoch} is its own and writable`);
+      }
+    }
+    for (const [epoch, index] of this.gcHeads) assert(this.heads.get(epoch) !== index, `zone ${index} is both heads of epoch ${epoch}`);
+    assert(writtenTotal === this.writtenTotal, `${this.writtenTotal} bytes written counted, ${writtenTotal} recounted`);
+    assert(liveTotal === this.liveTotal, `${this.liveTotal} live bytes counted, ${liveTotal} recounted`);
     assert(active === this.activeCount, `${this.activeCount} active zones counted, ${active} recounted`);
     this.assertLimits();
   }
@@ -276,8 +363,8 @@ export class ZoneManager {
     return this.open.size;
   }
 
-  head(epoch: number): number | undefined {
-    return this.heads.get(epoch);
+  head(epoch: number, stream: WriteStream = 'user'): number | undefined {
+    return (stream === 'user' ? this.heads : this.gcHeads).get(epoch);
   }
 
   /** Resets an unowned zone on the device and makes it free. Failures are counted and retried later. */
@@ -296,6 +383,7 @@ export class ZoneManager {
     if (zone.active) this.activeCount--;
     zone.active = false;
     this.open.delete(index);
+    this.writtenTotal -= zone.written;
     zone.written = 0;
     zone.full = false;
     zone.needsReset = false;
@@ -329,7 +417,9 @@ export class ZoneManager {
     } catch {
       return; // the next write fails the same way and tries again
     }
-    zone.written = z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start;
+    const written = z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start;
+    this.writtenTotal += written - zone.written;
+    zone.written = written;
     zone.full = z.condition === ZoneCondition.FULL;
     const active = zoneIsActive(z.condition);
     if (active !== zone.active) this.activeCount += active ? 1 : -1;
@@ -337,33 +427,50 @@ export class ZoneManager {
     if (zoneIsOpen(z.condition)) {
       if (!this.open.has(index)) this.open.set(index, true);
     } else this.open.delete(index);
-    if (zone.full && zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    if (zone.full && zone.owner !== NO_OWNER) {
+      if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+      if (this.gcHeads.get(zone.owner) === index) this.gcHeads.delete(zone.owner);
+    }
   }
 
-  private takeFreeZone(epoch: number): number {
-    if (this.free.length === 0) this.resetReleased();
-    const index = this.free.pop();
-    if (index === undefined) {
-      throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `no empty zone left for epoch ${epoch}: close an epoch to reset its zones`);
+  private takeFreeZone(epoch: number, stream: WriteStream): number {
+    const reserve = stream === 'user' ? this.reserveZones : 0;
+    if (this.free.length <= reserve) this.resetReleased();
+    if (this.free.length <= reserve) {
+      const why = this.free.length > 0 ? ` (${this.free.length} kept in reserve for zone GC)` : '';
+      throw new ZnsSlabError(ErrorCode.DEVICE_FULL, `no empty zone left for epoch ${epoch}${why}: close an epoch to reset its zones, or free objects for zone GC to collect`);
     }
+    const index = this.free.pop()!;
     // The zone turns active on its first write; make room under the active limit first.
-    if (this.activeCount >= this.maxActive) this.evictHead(epoch);
+    if (this.activeCount >= this.maxActive) this.evictHead(epoch, stream);
     const zone = this.zones[index]!;
     assert(zone.written === 0 && !zone.full && zone.owner === NO_OWNER, 'a free zone is empty and unowned');
     zone.owner = epoch;
     this.ownedBy(epoch).add(index);
-    this.heads.set(epoch, index);
+    (stream === 'user' ? this.heads : this.gcHeads).set(epoch, index);
     this.catalog.zoneChanged(index);
     return index;
   }
 
-  private evictHead(forEpoch: number): void {
+  /**
+   * Finishes the least recently written head of another epoch; when every active zone is
+   * `forEpoch`'s, its head of the other stream.
+   */
+  private evictHead(forEpoch: number, stream: WriteStream): void {
     let victim: EngineZone | undefined;
-    for (const [epoch, index] of this.heads) {
-      if (epoch === forEpoch) continue;
-      const zone = this.zones[index]!;
-      if (zone.active && (victim === undefined || zone.lastWrite < victim.lastWrite)) victim = zone;
+    let own: EngineZone | undefined;
+    for (const heads of [this.heads, this.gcHeads]) {
+      for (const [epoch, index] of heads) {
+        const zone = this.zones[index]!;
+        if (!zone.active) continue;
+        if (epoch === forEpoch) {
+          if (heads !== (stream === 'user' ? this.heads : this.gcHeads)) own = zone;
+          continue;
+        }
+        if (victim === undefined || zone.lastWrite < victim.lastWrite) victim = zone;
+      }
     }
+    victim ??= own;
     assert(victim !== undefined, 'an active zone to finish exists when the active limit is reached');
     this.finishEarly(victim.index);
   }
@@ -381,7 +488,14 @@ export class ZoneManager {
     this.counters.finishWasteBytes += this.capacity - zone.written;
     zone.full = true;
     this.open.delete(index);
-    if (zone.owner !== NO_OWNER && this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+    if (zone.owner !== NO_OWNER) {
+      if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
+      if (this.gcHeads.get(zone.owner) === index) this.gcHeads.delete(zone.owner);
+      // The catalog records what was written, so a reopen knows the unwritten tail is not dead data.
+      this.catalog.zoneChanged(index);
+      // A head whose slabs are all gone already holds nothing: let it go now.
+      if (zone.slabs.size === 0) this.release(index);
+    }
   }
 
   private ensureOpen(index: number): void {

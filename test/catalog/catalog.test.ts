@@ -54,7 +54,7 @@ describe('catalog', () => {
     const again = new Catalog(file);
     expect(again.readMeta()).toMatchObject({ nextSlabId: 3, currentEpoch: 2, geometry: META.geometry });
     expect(again.epochs().map((e) => [e.id, e.state])).toEqual([[1, 'ACTIVE'], [2, 'CLOSING']]);
-    expect(again.zones()).toEqual([{ zone: 3, epoch: 2 }]);
+    expect(again.zones()).toEqual([{ zone: 3, epoch: 2, written: null }]);
     const slabs = [...again.slabs()];
     expect(slabs.map((s) => s.state)).toEqual(['sealed', 'free']);
     expect(slabs[0]!.liveBitmap![0]).toBe(1);

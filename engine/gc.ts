@@ -1,0 +1,268 @@
+/**
+ * Zone garbage collection: gives back the space of objects freed one by one in epochs that
+ * live long, without changing any handle. A handle names a slab id; the registry maps the id
+ * to where the slab's bytes are; so a slab can move, whole, and every handle still resolves.
+ *
+ * One collection, in named steps (after ZenFS's zone GC and the LFS cleaner):
+ *   1. pickVictim   the owned, non-head zone with the best cost-benefit score
+ *                   (1 - u) x age / (1 + u), u = live bytes / zone capacity, age in appends;
+ *   2. relocate     each live slab of the victim, packed (only its live slots), is appended to
+ *                   the GC head zone of the same epoch (so closing the epoch still resets
+ *                   everything it owns), and the registry points at the new place (Store);
+ *   3. release      the emptied victim is let go;
+ *   4. commit       the device is flushed, the catalog commits the new places and the release
+ *                   in one transaction, and only then is the victim reset (Store.commitAll).
+ * A crash before 4 leaves the catalog pointing at the old places, which are intact (the victim
+ * is reset only after the commit); after it, at the new ones, flushed before the commit. Either
+ * way every object is read from exactly one place.
+ *
+ * When it runs: after a put seals a slab, when the store holds more than `spaceAmplification`
+ * times its live bytes, or free zones run low (a step of at most `stepBytes`); on `flush`; on an
+ * idle timer; and as `store.gc()`. The zone manager keeps GC_RESERVE_ZONES free zones that only
+ * GC may take, so it can always make room; when puts find no zone, GC collects until one is free
+ * (or nothing is worth collecting: then ERR_DEVICE_FULL).
+ *
+ * This file is the policy; the moves themselves are the Store's (they touch the registry, the
+ * epoch and the catalog writer) and the zone accounting is the zone manager's.
+ */
+import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import type { StoreCounters } from './counters.js';
+import type { Slab } from './slab.js';
+import { NO_OWNER, type ZoneManager } from './zones.js';
+
+/** Free zones kept for GC alone (its head needs room before it can give a zone back). */
+export const GC_RESERVE_ZONES = 1;
+/** A zone more live than this share of its capacity is not collected unless puts are out of zones. */
+export const GC_MAX_VICTIM_LIVE_FRACTION = 0.85;
+/** With this many free zones or fewer (besides the reserve), GC runs whatever the space amplification. */
+export const GC_LOW_FREE_ZONES = 2;
+/** GC never runs for fewer dead bytes than this many zones' capacity: a small store stays quiet. */
+export const GC_MIN_DEAD_ZONES = 2;
+/** Most milliseconds one idle-timer step runs (it stops after the slab that passes it). */
+export const GC_IDLE_STEP_MS = 10;
+
+export interface GcOptions {
+  /**
+   * Collect while the device bytes the store holds are more than this many times the bytes of
+   * its live objects (slots, as stored). Default 1.5; at least 1.1.
+   */
+  spaceAmplification?: number;
+  /** Most bytes a step started by a put or a flush moves (it stops after the slab that passes it). Default 1 MiB. */
+  stepBytes?: number;
+  /** A step runs after this many milliseconds without a put or free; 0 turns the timer off. Default 1000. */
+  idleMs?: number;
+}
+
+export const GC_DEFAULTS: Readonly<Required<GcOptions>> = Object.freeze({ spaceAmplification: 1.25, stepBytes: 1024 * 1024, idleMs: 1000 });
+const GC_OPTION_KEYS = Object.keys(GC_DEFAULTS);
+const MIN_SPACE_AMPLIFICATION = 1.1;
+
+/** Checks `gc` options by name; returns them with defaults, or undefined for `false`. */
+export function checkGcOptions(gc: unknown): Required<GcOptions> | undefined {
+  if (gc === false) return undefined;
+  if (gc === undefined || gc === true) return { ...GC_DEFAULTS };
+  if (typeof gc !== 'object' || gc === null || Array.isArray(gc)) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.gc must be false or an object, got ${typeof gc}`);
+  }
+  const o = gc as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!GC_OPTION_KEYS.includes(key)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: unknown option 'gc.${key}' (gc options are ${GC_OPTION_KEYS.join(', ')})`);
+  }
+  const out = { ...GC_DEFAULTS };
+  const num = (key: keyof GcOptions, ok: (v: number) => boolean, what: string): void => {
+    const v = o[key];
+    if (v === undefined) return;
+    if (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.gc.${key} must be ${what}, got ${String(v)}`);
+    out[key] = v;
+  };
+  num('spaceAmplification', (v) => v >= MIN_SPACE_AMPLIFICATION, `a number >= ${MIN_SPACE_AMPLIFICATION}`);
+  num('stepBytes', (v) => Number.isSafeInteger(v) && v > 0, 'a positive integer');
+  num('idleMs', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer (0: no idle timer)');
+  return out;
+}
+
+/** What `store.gc()` and each step report. */
+export interface GcResult {
+  zonesCollected: number;
+  slabsMoved: number;
+  /** Device bytes GC wrote (the packed slabs). */
+  bytesMoved: number;
+  /** Bytes the collected zones held, given back at their reset. */
+  bytesFreed: number;
+  ms: number;
+  /** A zone worth collecting is left (the budget ran out first). */
+  more: boolean;
+}
+
+export interface GcBudget {
+  maxBytes: number;
+  maxMs: number;
+  /** Puts are out of zones: any zone with a dead byte is a candidate. */
+  urgent: boolean;
+  /** Stop once a zone has been collected. */
+  untilZoneFreed?: boolean;
+  /** Start on a new victim only while this holds (a background step: while GC is wanted). */
+  startIf?: () => boolean;
+}
+
+/** What GC needs of the store. */
+export interface GcHost {
+  readonly zones: ZoneManager;
+  readonly counters: StoreCounters;
+  /** Whether GC may move this epoch's slabs (not an auto-closing domain's). */
+  collectable(epoch: number): boolean;
+  /** Moves one sealed slab, packed, to its epoch's GC head; returns the device bytes written. */
+  relocate(slab: Slab): number;
+  /** Flushes the device, commits the catalog, resets the zones let go. */
+  commit(): void;
+}
+
+export class ZoneGc {
+  readonly options: Readonly<Required<GcOptions>>;
+  readonly #host: GcHost;
+  #victim = -1;
+  #victimEpoch = NO_OWNER;
+  /** Zones a relocation failed in this session (a read error): not picked again. */
+  readonly #skip = new Set<number>();
+  /** The last error of a step nobody asked for (put, flush, idle timer). */
+  lastError: ZnsSlabError | undefined;
+
+  constructor(host: GcHost, options: Readonly<Required<GcOptions>>) {
+    this.#host = host;
+    this.options = options;
+  }
+
+  /** The zone being collected, or -1. */
+  get victim(): number {
+    return this.#victim;
+  }
+
+  /**
+   * Whether GC should run now: 'urgent' when free zones are at the reserve, 'yes' when they are
+   * low or the store holds more than `spaceAmplification` x its live bytes, else 'no'.
+   */
+  wanted(): 'no' | 'yes' | 'urgent' {
+    const zones = this.#host.zones;
+    const free = zones.freeZoneCount();
+    if (free <= zones.reserveZones) return 'urgent';
+    const dead = zones.bytesWritten - zones.bytesLive;
+    if (dead < GC_MIN_DEAD_ZONES * zones.zoneCapacity) return 'no';
+    if (free <= zones.reserveZones + GC_LOW_FREE_ZONES) return 'yes';
+    return zones.bytesWritten > this.options.spaceAmplification * zones.bytesLive ? 'yes' : 'no';
+  }
+
+  /** Step 1: the best zone to collect, or -1. */
+  pickVictim(urgent: boolean): number {
+    const zones = this.#host.zones;
+    const capacity = zones.zoneCapacity;
+    const now = zones.clock + 1;
+    let best = -1;
+    let bestScore = -1;
+    for (const zone of zones.zones) {
+      if (zone.owner === NO_OWNER || zone.unusable || zone.written === 0 || zones.isHead(zone.index) || this.#skip.has(zone.index)) continue;
+      if (!this.#host.collectable(zone.owner)) continue;
+      const u = zone.liveBytes / capacity;
+      if (zone.liveBytes >= zone.written) continue; // nothing dead: moving it gains nothing
+      if (!urgent && u > GC_MAX_VICTIM_LIVE_FRACTION) continue;
+      const score = zone.slabs.size === 0 ? Infinity : ((1 - u) * (now - zone.lastWrite)) / (1 + u);
+      if (score > bestScore) {
+        best = zone.index;
+        bestScore = score;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Collects within `budget`: continues the victim in hand or picks one, moves its slabs
+   * (step 2), and when it is empty lets it go and commits (steps 3 and 4). Each slab moves
+   * whole, so a step may pass its budget by one slab.
+   */
+  step(budget: GcBudget): GcResult {
+    const host = this.#host;
+    const zones = host.zones;
+    const started = performance.now();
+    const result: GcResult = { zonesCollected: 0, slabsMoved: 0, bytesMoved: 0, bytesFreed: 0, ms: 0, more: false };
+    try {
+      for (;;) {
+        if (this.#victim >= 0 && zones.zones[this.#victim]!.owner !== this.#victimEpoch) this.#victim = -1; // its epoch closed meanwhile
+        const spent = result.bytesMoved >= budget.maxBytes || performance.now() - started >= budget.maxMs;
+        if (this.#victim < 0) {
+          if (spent || (budget.untilZoneFreed === true && result.zonesCollected > 0) || (budget.startIf !== undefined && !budget.startIf())) {
+            result.more = this.pickVictim(budget.urgent) >= 0;
+            break;
+          }
+          this.#victim = this.pickVictim(budget.urgent);
+          if (this.#victim < 0) break;
+          this.#victimEpoch = zones.zones[this.#victim]!.owner;
+        }
+        const zone = zones.zones[this.#victim]!;
+        const [slab] = zone.slabs;
+        if (slab === undefined) {
+          // Steps 3 and 4: nothing live is left in the victim.
+          const freed = zone.written;
+          const index = this.#victim;
+          this.#victim = -1;
+          zones.release(index);
+          host.commit();
+          result.zonesCollected++;
+          result.bytesFreed += freed;
+          host.counters.gcZonesCollected++;
+          host.counters.gcBytesFreed += freed;
+          continue;
+        }
+        if (spent) {
+          result.more = true;
+          break;
+        }
+        let bytes: number;
+        try {
+          bytes = host.relocate(slab);
+        } catch (err) {
+          // A victim whose slab cannot be read is left as it is (its objects stay where they are).
+          if (err instanceof ZnsSlabError && err.code !== ErrorCode.DEVICE_FULL && err.code !== ErrorCode.INTERNAL) this.#skip.add(this.#victim);
+          this.#victim = -1;
+          throw err;
+        }
+        assert(!zone.slabs.has(slab), `slab ${slab.id} left zone ${zone.index} when it moved`);
+        result.slabsMoved++;
+        result.bytesMoved += bytes;
+        host.counters.gcSlabsMoved++;
+        host.counters.gcBytesMoved += bytes;
+      }
+    } finally {
+      result.ms = performance.now() - started;
+      host.counters.gcMs += result.ms;
+    }
+    return result;
+  }
+
+  /**
+   * Collects until the user stream can take a zone (free zones above the reserve). False when
+   * nothing is left worth collecting.
+   */
+  reclaim(): boolean {
+    const zones = this.#host.zones;
+    for (let round = 0; round <= zones.zones.length && zones.freeZoneCount() <= zones.reserveZones; round++) {
+      const r = this.step({ maxBytes: Infinity, maxMs: Infinity, urgent: true, untilZoneFreed: true });
+      if (r.zonesCollected === 0) return false;
+    }
+    return zones.freeZoneCount() > zones.reserveZones;
+  }
+
+  /**
+   * A step nobody waits for (after a put's seal, in a flush, on the idle timer): runs if GC is
+   * wanted, and never throws: a failure is counted and kept in `lastError`.
+   */
+  background(maxBytes: number, maxMs: number): void {
+    const wanted = this.wanted();
+    if (wanted === 'no' && this.#victim < 0) return;
+    try {
+      this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no' });
+    } catch (err) {
+      if (!(err instanceof ZnsSlabError) || err.code === ErrorCode.INTERNAL) throw err;
+      this.#host.counters.gcStepFailures++;
+      this.lastError = err;
+    }
+  }
+}
