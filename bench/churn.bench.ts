@@ -27,7 +27,7 @@
  *
  * Options: --quick (200k cycles, 10k live, samples every 20k: CI's smoke run, not a claim),
  * --cycles N, --live N, --sample-every N, --flush-every N, --epoch-every N, --engines a,b,...,
- * --gc-space-amplification X (zns-slab's gc.spaceAmplification for the GC-on variants),
+ * --gc-space-amplification X, --gc-step-bytes N (zns-slab's gc options for the GC-on variants),
  * --out FILE (JSON), --svg FILE (the disk curve; default docs/churn.svg in full runs only),
  * --markdown (tables for docs/BENCHMARKS.md on stderr), --from FILE (print the tables and
  * write the SVG of a saved JSON, running nothing). JSON on stdout, progress on stderr.
@@ -69,6 +69,9 @@ const SEED = intArg('--seed', 0x11c4_0b5e);
 /** zns-slab's GC option spaceAmplification for the GC-on variants (default: the engine's default). */
 const GC_SPACE_AMP = argValue('--gc-space-amplification') === undefined ? undefined : Number(argValue('--gc-space-amplification'));
 if (GC_SPACE_AMP !== undefined && !(GC_SPACE_AMP >= 1.1)) throw new Error('--gc-space-amplification must be a number >= 1.1');
+const GC_STEP_BYTES = argValue('--gc-step-bytes') === undefined ? undefined : intArg('--gc-step-bytes', 0);
+/** The GC options of the GC-on variants (undefined: the defaults). */
+const GC_OPTIONS = GC_SPACE_AMP === undefined && GC_STEP_BYTES === undefined ? undefined : { ...(GC_SPACE_AMP !== undefined ? { spaceAmplification: GC_SPACE_AMP } : {}), ...(GC_STEP_BYTES !== undefined ? { stepBytes: GC_STEP_BYTES } : {}) };
 const MIN_SIZE = 64;
 const MAX_SIZE = 4096;
 const VERIFY_SAMPLE = 2_000;
@@ -269,7 +272,7 @@ interface Impl {
 }
 
 function znsImpl(dir: string, mode: 'gc' | 'nogc' | 'epochs'): Impl {
-  const store: Store = openStore(dir, mode === 'nogc' ? { geometry: GEOMETRY, gc: false } : GC_SPACE_AMP !== undefined ? { geometry: GEOMETRY, gc: { spaceAmplification: GC_SPACE_AMP } } : { geometry: GEOMETRY });
+  const store: Store = openStore(dir, mode === 'nogc' ? { geometry: GEOMETRY, gc: false } : GC_OPTIONS !== undefined ? { geometry: GEOMETRY, gc: GC_OPTIONS } : { geometry: GEOMETRY });
   const handles = new BigUint64Array(LIVE);
   return {
     durability: 'durable at flush() (device fsync, then the catalog commits); no sync per operation',
@@ -621,7 +624,7 @@ async function runEngine(engine: EngineName, root: string): Promise<EngineResult
   const empty = new Float64Array([NaN]);
   return {
     engine,
-    label: LABELS[engine] + (GC_SPACE_AMP !== undefined && engine !== 'zns-nogc' && engine.startsWith('zns') ? ` (gc.spaceAmplification ${GC_SPACE_AMP})` : ''),
+    label: LABELS[engine] + (GC_OPTIONS !== undefined && engine !== 'zns-nogc' && engine.startsWith('zns') ? ` (gc ${JSON.stringify(GC_OPTIONS)})` : ''),
     durability: impl.durability,
     flushOp: impl.flushOp,
     pid: process.pid,
@@ -660,7 +663,7 @@ function describeError(err: unknown): string {
 
 function runChild(engine: EngineName, root: string): Promise<EngineResult> {
   const self = fileURLToPath(import.meta.url);
-  const childArgs = ['--expose-gc', self, '--engine', engine, '--root', root, '--cycles', String(CYCLES), '--live', String(LIVE), '--sample-every', String(SAMPLE_EVERY), '--flush-every', String(FLUSH_EVERY), '--epoch-every', String(EPOCH_EVERY), '--seed', String(SEED), ...(GC_SPACE_AMP !== undefined ? ['--gc-space-amplification', String(GC_SPACE_AMP)] : [])];
+  const childArgs = ['--expose-gc', self, '--engine', engine, '--root', root, '--cycles', String(CYCLES), '--live', String(LIVE), '--sample-every', String(SAMPLE_EVERY), '--flush-every', String(FLUSH_EVERY), '--epoch-every', String(EPOCH_EVERY), '--seed', String(SEED), ...(GC_SPACE_AMP !== undefined ? ['--gc-space-amplification', String(GC_SPACE_AMP)] : []), ...(GC_STEP_BYTES !== undefined ? ['--gc-step-bytes', String(GC_STEP_BYTES)] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
     const chunks: Buffer[] = [];
@@ -702,7 +705,7 @@ interface Report {
   benchmark: string;
   date: string;
   machine: { cpus: number; cpuModel: string | undefined; memoryGiB: number; node: string; platform: string; filesystem: string; loadAverageStart: number[]; loadAverageEnd: number[] };
-  config: { cycles: number; live: number; minSize: number; maxSize: number; seed: number; sampleEvery: number; flushEvery: number; epochEvery: number; geometry: typeof GEOMETRY; gcSpaceAmplification: number | 'default'; quick: boolean };
+  config: { cycles: number; live: number; minSize: number; maxSize: number; seed: number; sampleEvery: number; flushEvery: number; epochEvery: number; geometry: typeof GEOMETRY; gcSpaceAmplification: number | 'default'; gcStepBytes?: number | 'default'; quick: boolean };
   engines: EngineResult[];
   floor: ReturnType<typeof floor> & { cyclesPerSecondEquivalent: number };
   summary: Record<string, unknown>;
@@ -1006,7 +1009,7 @@ async function main(): Promise<void> {
         loadAverageStart,
         loadAverageEnd: os.loadavg().map(r3),
       },
-      config: { cycles: CYCLES, live: LIVE, minSize: MIN_SIZE, maxSize: MAX_SIZE, seed: SEED, sampleEvery: SAMPLE_EVERY, flushEvery: FLUSH_EVERY, epochEvery: EPOCH_EVERY, geometry: GEOMETRY, gcSpaceAmplification: GC_SPACE_AMP ?? 'default', quick: QUICK },
+      config: { cycles: CYCLES, live: LIVE, minSize: MIN_SIZE, maxSize: MAX_SIZE, seed: SEED, sampleEvery: SAMPLE_EVERY, flushEvery: FLUSH_EVERY, epochEvery: EPOCH_EVERY, geometry: GEOMETRY, gcSpaceAmplification: GC_SPACE_AMP ?? 'default', gcStepBytes: GC_STEP_BYTES ?? 'default', quick: QUICK },
       engines: results,
       floor: floorResult,
       summary,

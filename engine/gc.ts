@@ -5,7 +5,8 @@
  *
  * One collection, in named steps (after ZenFS's zone GC and the LFS cleaner):
  *   1. pickVictim   the owned, non-head zone with the best cost-benefit score
- *                   (1 - u) x age / (1 + u), u = live bytes / zone capacity, age in appends;
+ *                   (1 - u) x age / (1 + u), u = its live slabs' packed bytes / zone capacity
+ *                   (what moving them costs), age in appends since its last write;
  *   2. relocate     each live slab of the victim, packed (only its live slots), is appended to
  *                   the GC head zone of the same epoch (so closing the epoch still resets
  *                   everything it owns), and the registry points at the new place (Store);
@@ -16,9 +17,11 @@
  * is reset only after the commit); after it, at the new ones, flushed before the commit. Either
  * way every object is read from exactly one place.
  *
- * When it runs: after a put seals a slab, when the store holds more than `spaceAmplification`
- * times its live bytes, or free zones run low (a step of at most `stepBytes`); on `flush`; on an
- * idle timer; and as `store.gc()`. The zone manager keeps GC_RESERVE_ZONES free zones that only
+ * When it runs: when the store holds more than `spaceAmplification` times its live bytes, or
+ * free zones run low, each slab a put seals lets GC move `stepBytes`, one slab per put over the
+ * puts that follow (no put waits for more than one slab's move, and a commit every
+ * GC_COMMIT_BATCH_ZONES collected zones); on `flush` (a step of `stepBytes`); on an idle
+ * timer; and as `store.gc()`. The zone manager keeps GC_RESERVE_ZONES free zones that only
  * GC may take, so it can always make room; when puts find no zone, GC collects until one is free
  * (or nothing is worth collecting: then ERR_DEVICE_FULL).
  *
@@ -32,22 +35,39 @@ import { NO_OWNER, type ZoneManager } from './zones.js';
 
 /** Free zones kept for GC alone (its head needs room before it can give a zone back). */
 export const GC_RESERVE_ZONES = 1;
-/** A zone more live than this share of its capacity is not collected unless puts are out of zones. */
-export const GC_MAX_VICTIM_LIVE_FRACTION = 0.85;
+/**
+ * A zone is collected only when moving its live slabs, packed, gives back at least this share
+ * of its capacity (so a zone GC just wrote, itself packed, is never collected again at once).
+ */
+export const GC_MIN_GAIN_FRACTION = 0.15;
+/** When puts are out of zones, a smaller gain will do. */
+export const GC_MIN_GAIN_FRACTION_URGENT = 1 / 32;
 /** With this many free zones or fewer (besides the reserve), GC runs whatever the space amplification. */
 export const GC_LOW_FREE_ZONES = 2;
 /** GC never runs for fewer dead bytes than this many zones' capacity: a small store stays quiet. */
 export const GC_MIN_DEAD_ZONES = 2;
+/**
+ * A step started by a put commits (flush, catalog transaction, reset) once this many collected
+ * zones wait for it, not after each: the commit is the slow part of a step, and the put pays it.
+ */
+export const GC_COMMIT_BATCH_ZONES = 4;
+/** Unspent pace is capped at this many steps' worth. */
+const GC_MAX_CREDIT_STEPS = 4;
 /** Most milliseconds one idle-timer step runs (it stops after the slab that passes it). */
 export const GC_IDLE_STEP_MS = 10;
 
 export interface GcOptions {
   /**
    * Collect while the device bytes the store holds are more than this many times the bytes of
-   * its live objects (slots, as stored). Default 1.5; at least 1.1.
+   * its live objects (slots, as stored). Default 1.25; at least 1.1. Lower holds less disk and
+   * writes more (docs/BENCHMARKS.md, zone GC under churn, has the trade measured).
    */
   spaceAmplification?: number;
-  /** Most bytes a step started by a put or a flush moves (it stops after the slab that passes it). Default 1 MiB. */
+  /**
+   * GC's pace: bytes it may move for each slab a put seals, one slab per put over the puts that
+   * follow (so no put waits for more than one slab's move), and the most a flush's step moves.
+   * Default 1 MiB (about four full slabs per slab sealed: enough for write amplification 5).
+   */
   stepBytes?: number;
   /** A step runs after this many milliseconds without a put or free; 0 turns the timer off. Default 1000. */
   idleMs?: number;
@@ -103,6 +123,12 @@ export interface GcBudget {
   untilZoneFreed?: boolean;
   /** Start on a new victim only while this holds (a background step: while GC is wanted). */
   startIf?: () => boolean;
+  /** Commit after every collected zone (default: in batches of GC_COMMIT_BATCH_ZONES, and at the end of the step when `commitAtEnd`). */
+  commitEach?: boolean;
+  /** Commit at the end of the step whatever is collected and not yet committed. */
+  commitAtEnd?: boolean;
+  /** Find out, when the budget runs out between victims, whether another zone is worth collecting (`more`). */
+  reportMore?: boolean;
 }
 
 /** What GC needs of the store. */
@@ -122,6 +148,10 @@ export class ZoneGc {
   readonly #host: GcHost;
   #victim = -1;
   #victimEpoch = NO_OWNER;
+  /** Bytes GC may still move, one slab per put (`stepBytes` per slab sealed). */
+  credit = 0;
+  /** Zones collected since the last commit (which resets them). */
+  #uncommitted = 0;
   /** Zones a relocation failed in this session (a read error): not picked again. */
   readonly #skip = new Set<number>();
   /** The last error of a step nobody asked for (put, flush, idle timer). */
@@ -145,25 +175,30 @@ export class ZoneGc {
     const zones = this.#host.zones;
     const free = zones.freeZoneCount();
     if (free <= zones.reserveZones) return 'urgent';
-    const dead = zones.bytesWritten - zones.bytesLive;
+    // Zones already collected and waiting for the commit that resets them do not count.
+    const dead = zones.bytesWritten - zones.bytesAwaitingReset - zones.bytesLive;
     if (dead < GC_MIN_DEAD_ZONES * zones.zoneCapacity) return 'no';
     if (free <= zones.reserveZones + GC_LOW_FREE_ZONES) return 'yes';
-    return zones.bytesWritten > this.options.spaceAmplification * zones.bytesLive ? 'yes' : 'no';
+    return zones.bytesWritten - zones.bytesAwaitingReset > this.options.spaceAmplification * zones.bytesLive ? 'yes' : 'no';
   }
 
-  /** Step 1: the best zone to collect, or -1. */
-  pickVictim(urgent: boolean): number {
+  /**
+   * Step 1: the best zone to collect, or -1. Zones written after `writtenBy` (a tick of the zone
+   * manager's clock) are left alone, so one call never collects what it wrote itself.
+   */
+  pickVictim(urgent: boolean, writtenBy = Infinity): number {
     const zones = this.#host.zones;
     const capacity = zones.zoneCapacity;
+    const most = capacity * (1 - (urgent ? GC_MIN_GAIN_FRACTION_URGENT : GC_MIN_GAIN_FRACTION));
     const now = zones.clock + 1;
     let best = -1;
     let bestScore = -1;
     for (const zone of zones.zones) {
-      if (zone.owner === NO_OWNER || zone.unusable || zone.written === 0 || zones.isHead(zone.index) || this.#skip.has(zone.index)) continue;
-      if (!this.#host.collectable(zone.owner)) continue;
-      const u = zone.liveBytes / capacity;
-      if (zone.liveBytes >= zone.written) continue; // nothing dead: moving it gains nothing
-      if (!urgent && u > GC_MAX_VICTIM_LIVE_FRACTION) continue;
+      if (zone.owner === NO_OWNER || zone.unusable || zone.written === 0) continue;
+      if (zone.lastWrite > writtenBy || zones.isHead(zone.index) || this.#skip.has(zone.index) || !this.#host.collectable(zone.owner)) continue;
+      // What moving costs: each live slab, packed.
+      if (zone.packedBytes > most) continue;
+      const u = zone.packedBytes / capacity;
       const score = zone.slabs.size === 0 ? Infinity : ((1 - u) * (now - zone.lastWrite)) / (1 + u);
       if (score > bestScore) {
         best = zone.index;
@@ -182,6 +217,7 @@ export class ZoneGc {
     const host = this.#host;
     const zones = host.zones;
     const started = performance.now();
+    const writtenBy = zones.clock;
     const result: GcResult = { zonesCollected: 0, slabsMoved: 0, bytesMoved: 0, bytesFreed: 0, ms: 0, more: false };
     try {
       for (;;) {
@@ -189,10 +225,11 @@ export class ZoneGc {
         const spent = result.bytesMoved >= budget.maxBytes || performance.now() - started >= budget.maxMs;
         if (this.#victim < 0) {
           if (spent || (budget.untilZoneFreed === true && result.zonesCollected > 0) || (budget.startIf !== undefined && !budget.startIf())) {
-            result.more = this.pickVictim(budget.urgent) >= 0;
+            // (Asking costs a scan of the zones: only a caller that reads `more` pays it.)
+            result.more = budget.reportMore === true && this.pickVictim(budget.urgent) >= 0;
             break;
           }
-          this.#victim = this.pickVictim(budget.urgent);
+          this.#victim = this.pickVictim(budget.urgent, writtenBy);
           if (this.#victim < 0) break;
           this.#victimEpoch = zones.zones[this.#victim]!.owner;
         }
@@ -204,7 +241,9 @@ export class ZoneGc {
           const index = this.#victim;
           this.#victim = -1;
           zones.release(index);
-          host.commit();
+          this.#uncommitted++;
+          const low = zones.freeZoneCount() <= zones.reserveZones + GC_LOW_FREE_ZONES;
+          if (budget.commitEach === true || low || this.#uncommitted >= GC_COMMIT_BATCH_ZONES) this.commit();
           result.zonesCollected++;
           result.bytesFreed += freed;
           host.counters.gcZonesCollected++;
@@ -230,11 +269,23 @@ export class ZoneGc {
         host.counters.gcSlabsMoved++;
         host.counters.gcBytesMoved += bytes;
       }
+      if (budget.commitAtEnd === true && this.#uncommitted > 0) this.commit();
     } finally {
       result.ms = performance.now() - started;
       host.counters.gcMs += result.ms;
     }
     return result;
+  }
+
+  /** Commits the collections so far: the store's commit, which resets the zones they let go. */
+  commit(): void {
+    this.#host.commit();
+    this.#uncommitted = 0;
+  }
+
+  /** Someone else committed (a flush): the collections so far are durable and their zones reset. */
+  committed(): void {
+    this.#uncommitted = 0;
   }
 
   /**
@@ -244,25 +295,46 @@ export class ZoneGc {
   reclaim(): boolean {
     const zones = this.#host.zones;
     for (let round = 0; round <= zones.zones.length && zones.freeZoneCount() <= zones.reserveZones; round++) {
-      const r = this.step({ maxBytes: Infinity, maxMs: Infinity, urgent: true, untilZoneFreed: true });
+      const r = this.step({ maxBytes: Infinity, maxMs: Infinity, urgent: true, untilZoneFreed: true, commitEach: true });
       if (r.zonesCollected === 0) return false;
     }
     return zones.freeZoneCount() > zones.reserveZones;
   }
 
+  /** A put sealed a slab: GC may move `stepBytes` more, one slab per put (`onPut`). */
+  sealed(): void {
+    const wanted = this.wanted();
+    if (wanted === 'urgent') {
+      this.background(this.options.stepBytes, Infinity);
+      return;
+    }
+    if (wanted === 'no' && this.#victim < 0) return;
+    this.credit = Math.min(this.credit + this.options.stepBytes, GC_MAX_CREDIT_STEPS * this.options.stepBytes);
+  }
+
+  /** A put that GC owes work: one slab moves (or one collected zone is let go). */
+  onPut(): void {
+    const moved = this.background(1, Infinity);
+    // Nothing left to do stops the pace; else at least a block per put, so credit runs out.
+    this.credit = moved < 0 ? 0 : Math.max(0, this.credit - Math.max(moved, this.#host.zones.blockSize));
+  }
+
   /**
    * A step nobody waits for (after a put's seal, in a flush, on the idle timer): runs if GC is
-   * wanted, and never throws: a failure is counted and kept in `lastError`.
+   * wanted, and never throws: a failure is counted and kept in `lastError`. `commitAtEnd` (the
+   * idle timer) also commits collections a put-started step left for a later commit.
    */
-  background(maxBytes: number, maxMs: number): void {
+  background(maxBytes: number, maxMs: number, commitAtEnd = false): number {
     const wanted = this.wanted();
-    if (wanted === 'no' && this.#victim < 0) return;
+    if (wanted === 'no' && this.#victim < 0 && !(commitAtEnd && this.#uncommitted > 0)) return -1;
     try {
-      this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no' });
+      const r = this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no', commitAtEnd });
+      return r.slabsMoved + r.zonesCollected === 0 ? -1 : r.bytesMoved;
     } catch (err) {
       if (!(err instanceof ZnsSlabError) || err.code === ErrorCode.INTERNAL) throw err;
       this.#host.counters.gcStepFailures++;
       this.lastError = err;
+      return -1;
     }
   }
 }

@@ -280,7 +280,10 @@ export class Store implements Disposable, DomainHost {
     counters.puts++;
     counters.userBytesPut += length;
     epoch.objectPut(classIndex);
-    return encodeHandle(slab.id, slab.generation, slot, classIndex);
+    const handle = encodeHandle(slab.id, slab.generation, slot, classIndex);
+    // Zone GC's pace: a put after a seal moves one slab (engine/gc.ts).
+    if (this.collector !== undefined && this.collector.credit > 0) this.collector.onPut();
+    return handle;
   }
 
   /** The object's bytes (a copy). Stale, forged or corrupt handles get a coded error, never other bytes. */
@@ -491,7 +494,7 @@ export class Store implements Disposable, DomainHost {
 
   /**
    * Runs zone garbage collection now (engine/gc.ts): collects the zones worth collecting
-   * (at most GC_MAX_VICTIM_LIVE_FRACTION live), within the budget, and commits what it moved.
+   * (those that give back GC_MIN_GAIN_FRACTION of a zone, at least), within the budget, and commits what it moved.
    * Handles do not change. Works with `gc: false` too (then only when called).
    */
   gc(options: GcCallOptions = {}): GcResult {
@@ -502,7 +505,7 @@ export class Store implements Disposable, DomainHost {
       { zones: this.zones, counters: this.storeCounters, collectable: (e) => this.epochs.get(e)?.ephemeral === false, relocate: (slab) => this.relocate(slab), commit: () => this.commitAll() },
       { spaceAmplification: Infinity, stepBytes: 0, idleMs: 0 },
     ));
-    const result = collector.step({ maxBytes, maxMs, urgent: false });
+    const result = collector.step({ maxBytes, maxMs, urgent: false, commitAtEnd: true, reportMore: true });
     return result;
   }
 
@@ -678,7 +681,7 @@ export class Store implements Disposable, DomainHost {
     this.zones.placeSlab(slab);
     this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsSealed++;
-    this.collector?.background(this.collector.options.stepBytes, Infinity);
+    this.collector?.sealed();
   }
 
   /**
@@ -717,7 +720,7 @@ export class Store implements Disposable, DomainHost {
       this.busy = false;
       return;
     }
-    this.collector?.background(Infinity, GC_IDLE_STEP_MS);
+    this.collector?.background(Infinity, GC_IDLE_STEP_MS, true);
   }
 
   private onSlabEmpty(slab: Slab): void {
@@ -798,6 +801,7 @@ export class Store implements Disposable, DomainHost {
     this.writer.commit();
     this.registry.committed();
     this.zones.resetReleased();
+    this.collector?.committed();
   }
 
   private checkOpen(): void {

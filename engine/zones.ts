@@ -23,7 +23,7 @@
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import { type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
 import type { StoreCounters } from './counters.js';
-import { type Slab, SlabState } from './slab.js';
+import { type Slab, SlabState, sealedBytes } from './slab.js';
 
 /** What the zone manager needs to know of the catalog (the catalog writer answers). */
 export interface ZoneCatalogView {
@@ -62,6 +62,8 @@ export interface EngineZone {
   readonly slabs: Set<Slab>;
   /** Device bytes of the live objects' slots here; written - liveBytes is dead space. */
   liveBytes: number;
+  /** What this zone's live slabs would take written again, packed (zone GC's cost to move them). */
+  packedBytes: number;
   /** When the engine last appended here (a tick), for least-recently-written choices. */
   lastWrite: number;
   unusable: boolean;
@@ -91,6 +93,8 @@ export class ZoneManager {
   private writtenTotal = 0;
   /** Live bytes in all zones (the sum of `liveBytes`). */
   private liveTotal = 0;
+  /** Bytes written in zones let go and not reset yet (they wait for a commit). */
+  private awaitingResetTotal = 0;
   /**
    * Free zones the user stream may not take (zone GC's working room: it needs a zone to move
    * slabs into before it can reset one). 0 when GC is off. The Store sets it.
@@ -128,6 +132,7 @@ export class ZoneManager {
         owner,
         slabs: new Set(),
         liveBytes: 0,
+        packedBytes: 0,
         lastWrite: 0,
         unusable:
           z.type !== 2 /* sequential write required */ ||
@@ -143,6 +148,7 @@ export class ZoneManager {
       if (owner === NO_OWNER && !zone.unusable && z.condition !== ZoneCondition.EMPTY) {
         recovered.push(z.index);
         zone.needsReset = true;
+        this.awaitingResetTotal += zone.written;
       }
     }
     for (let i = this.zones.length - 1; i >= 0; i--) {
@@ -235,7 +241,9 @@ export class ZoneManager {
     zone.slabs.clear();
     this.liveTotal -= zone.liveBytes;
     zone.liveBytes = 0;
+    zone.packedBytes = 0;
     zone.needsReset = true;
+    this.awaitingResetTotal += zone.written;
     this.catalog.zoneChanged(index);
     if (!this.catalog.catalogOwns(index)) this.reset(index);
   }
@@ -261,6 +269,10 @@ export class ZoneManager {
     return this.capacity;
   }
 
+  get blockSize(): number {
+    return this.device.geometry.logicalBlockSize;
+  }
+
   /** Appends so far this session: the age zone GC weighs a zone's last write against. */
   get clock(): number {
     return this.tick;
@@ -273,6 +285,11 @@ export class ZoneManager {
 
   get bytesLive(): number {
     return this.liveTotal;
+  }
+
+  /** Bytes of `bytesWritten` in zones let go that wait for the next commit to be reset. */
+  get bytesAwaitingReset(): number {
+    return this.awaitingResetTotal;
   }
 
   /** Resets every released zone the catalog has let go of (call after each commit). */
@@ -288,12 +305,15 @@ export class ZoneManager {
     assert(slab.state === SlabState.SEALED && zone.owner === slab.epoch, `slab ${slab.id} placed in zone ${zone.index} of its epoch`);
     zone.slabs.add(slab);
     zone.liveBytes += slab.liveCount * slab.cls.stride;
+    zone.packedBytes += this.packed(slab.liveCount, slab);
     this.liveTotal += slab.liveCount * slab.cls.stride;
   }
 
   /** One live slot of a sealed slab was freed. */
   slotFreed(slab: Slab): void {
-    this.zones[slab.zone]!.liveBytes -= slab.cls.stride;
+    const zone = this.zones[slab.zone]!;
+    zone.liveBytes -= slab.cls.stride;
+    zone.packedBytes += this.packed(slab.liveCount, slab) - this.packed(slab.liveCount + 1, slab);
     this.liveTotal -= slab.cls.stride;
   }
 
@@ -302,7 +322,13 @@ export class ZoneManager {
     const zone = this.zones[slab.zone]!;
     assert(zone.slabs.delete(slab), `slab ${slab.id} is in zone ${zone.index}`);
     zone.liveBytes -= slab.liveCount * slab.cls.stride;
+    zone.packedBytes -= this.packed(slab.liveCount, slab);
     this.liveTotal -= slab.liveCount * slab.cls.stride;
+  }
+
+  /** Bytes a slab with `live` live slots takes packed (none when it has none: it is dropped, not moved). */
+  private packed(live: number, slab: Slab): number {
+    return live === 0 ? 0 : sealedBytes(live, slab.cls.stride, this.device.geometry.logicalBlockSize);
   }
 
   /** The zones `epoch` owns (live view; do not change it). */
@@ -316,18 +342,23 @@ export class ZoneManager {
     let active = 0;
     let writtenTotal = 0;
     let liveTotal = 0;
+    let awaiting = 0;
     const free = new Set(this.free);
     for (const zone of this.zones) {
       writtenTotal += zone.written;
+      if (zone.needsReset) awaiting += zone.written;
       liveTotal += zone.liveBytes;
       let live = 0;
+      let packed = 0;
       for (const slab of zone.slabs) {
+        packed += this.packed(slab.liveCount, slab);
         assert(slab.state === SlabState.SEALED && slab.zone === zone.index, `zone ${zone.index} lists slab ${slab.id}, which is elsewhere`);
         assert(slab.epoch === zone.owner, `zone ${zone.index} of epoch ${zone.owner} holds slab ${slab.id} of epoch ${slab.epoch}`);
         assert(slab.offset + slab.length <= zone.written, `slab ${slab.id} ends inside what zone ${zone.index} has written`);
         live += slab.liveCount * slab.cls.stride;
       }
       assert(live === zone.liveBytes, `zone ${zone.index}: ${zone.liveBytes} live bytes counted, ${live} recounted`);
+      assert(packed === zone.packedBytes, `zone ${zone.index}: ${zone.packedBytes} packed bytes counted, ${packed} recounted`);
       if (zone.owner !== NO_OWNER) assert(this.owned.get(zone.owner)?.has(zone.index), `zone ${zone.index} is in epoch ${zone.owner}'s set`);
       if (free.has(zone.index)) assert(zone.owner === NO_OWNER && zone.written === 0 && !zone.needsReset, `free zone ${zone.index} is empty and unowned`);
       if (zone.active) active++;
@@ -347,6 +378,7 @@ export class ZoneManager {
     for (const [epoch, index] of this.gcHeads) assert(this.heads.get(epoch) !== index, `zone ${index} is both heads of epoch ${epoch}`);
     assert(writtenTotal === this.writtenTotal, `${this.writtenTotal} bytes written counted, ${writtenTotal} recounted`);
     assert(liveTotal === this.liveTotal, `${this.liveTotal} live bytes counted, ${liveTotal} recounted`);
+    assert(awaiting === this.awaitingResetTotal, `${this.awaitingResetTotal} bytes awaiting reset counted, ${awaiting} recounted`);
     assert(active === this.activeCount, `${this.activeCount} active zones counted, ${active} recounted`);
     this.assertLimits();
   }
@@ -384,6 +416,7 @@ export class ZoneManager {
     zone.active = false;
     this.open.delete(index);
     this.writtenTotal -= zone.written;
+    this.awaitingResetTotal -= zone.written;
     zone.written = 0;
     zone.full = false;
     zone.needsReset = false;
