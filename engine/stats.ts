@@ -132,6 +132,11 @@ export interface ZoneStats {
   head: 'user' | 'gc' | null;
   /** Zone GC is moving this zone's slabs out now. */
   collecting: boolean;
+  /**
+   * What collecting this zone would give back: its capacity less its live slabs packed (0 for
+   * a head, a free or an unusable zone). Zone GC takes zones with at least GC_MIN_GAIN_FRACTION.
+   */
+  gcGainBytes: number;
 }
 
 /** What the store lends the snapshot builders (read only). */
@@ -307,6 +312,7 @@ export function zoneStats(report: readonly Zone[], src?: StatsSource): ZoneStats
       damaged: src?.damaged.has(z.index) ?? false,
       head: owned ? src!.headOf(z.index) : null,
       collecting: src !== undefined && src.gc.collecting === z.index,
+      gcGainBytes: owned && !engine.unusable && engine.written > 0 && src!.headOf(z.index) === null ? z.capacity - engine.packedBytes : 0,
     };
   });
 }

@@ -11,6 +11,7 @@ import { type RecoverReport, rebuildCatalog } from '../engine/rebuild.js';
 import { CACHE_PURPOSE, DESCRIPTOR_FILE, type SavedCacheStats, readCacheStats } from '../cache/cache.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLAB_STATS_VERSION, zoneStats } from '../engine/stats.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
+import { GC_MIN_GAIN_FRACTION } from '../engine/gc.js';
 import { openZonedDevice } from '../zns/open.js';
 import { type ColorBy, renderZoneMap } from './zoneMap.js';
 
@@ -147,6 +148,8 @@ function statsText(s: GlobalStats): string {
       `ids recycled ${c.slabsRecycled} / new ${c.slabsOverflowed} (recycle rate ${pct(s.derived.recycleRatePct)}), hot reuse ${c.slabsReusedHot}, ` +
       `refused (epoch closed) ${c.slowPathEpochClosed}, lease commits ${c.leaseCommits}, zones finished early ${c.zonesFinishedEarly} (${mib(c.finishWasteBytes)} left unwritten)`,
     `space back? zone resets ${c.zoneResets} (${mib(c.zoneResetBytes)}), reset failures ${c.zoneResetFailures}, recovery resets ${c.recoveryZoneResets}, slabs freed ${c.slabsFreed}, net slabs ${s.derived.netSlabs}`,
+    `zone GC: ${s.gc.enabled ? 'on' : 'off'}; space amplification ${s.derived.spaceAmplification ?? 'n/a'} (${mib(s.gc.bytesWritten)} held for ${mib(s.gc.bytesLive)} live); ` +
+      `collected ${c.gcZonesCollected} zones (${mib(c.gcBytesFreed)} back), moved ${c.gcSlabsMoved} slabs (${mib(c.gcBytesMoved)}) in ${(c.gcMs / 1000).toFixed(2)} s; failed steps ${c.gcStepFailures}`,
     `operations: puts ${c.puts}, gets ${c.gets}, frees ${c.frees}, flushes ${c.flushes}`,
     '',
     `epochs (current ${s.epochCurrent}):`,
@@ -223,8 +226,15 @@ function parseRange(spec: string, count: number): [number, number] {
   return [a, Math.min(b, count - 1)];
 }
 
+/** The zone's part in zone GC: a head (user/gc), being collected, or what collecting it would give back. */
+function gcCell(z: ZoneStats): string {
+  if (z.collecting) return 'collecting';
+  if (z.head !== null) return `${z.head} head`;
+  return z.gcGainBytes > 0 && z.gcGainBytes >= GC_MIN_GAIN_FRACTION * z.capacity ? `+${mib(z.gcGainBytes)}` : '-';
+}
+
 function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
-  const head = ['zone', 'start', 'size', 'capacity', 'wp', 'fill%', 'type', 'condition', ...(forStore ? ['epoch', 'state', 'slabs', 'live', 'dead'] : [])];
+  const head = ['zone', 'start', 'size', 'capacity', 'wp', 'fill%', 'type', 'condition', ...(forStore ? ['epoch', 'state', 'slabs', 'live', 'dead', 'gc'] : [])];
   const body = rows.map((z) => [
     String(z.index),
     `0x${z.start.toString(16)}`,
@@ -234,7 +244,7 @@ function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
     z.fillPct.toFixed(1),
     z.type,
     z.damaged ? `${z.condition} DAMAGED` : z.condition,
-    ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), mib(z.liveBytes), mib(z.deadBytes)] : []),
+    ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), mib(z.liveBytes), mib(z.deadBytes), gcCell(z)] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();

@@ -1,8 +1,10 @@
 /**
  * The zone map: one cell per zone, filled from the bottom to its write pointer, coloured by
  * owning epoch (or by condition), the live part of the written bytes solid and the dead part
- * pale. People would rather look at a device than read a thousand rows.
+ * pale; zone GC marked on top (a frame on zones being or worth collecting, a letter on heads).
+ * People would rather look at a device than read a thousand rows.
  */
+import { GC_MIN_GAIN_FRACTION } from '../engine/gc.js';
 import type { ZoneStats } from '../engine/stats.js';
 
 export type ColorBy = 'epoch' | 'condition';
@@ -47,7 +49,7 @@ export function renderZoneMap(zones: readonly ZoneStats[], options: { title: str
     options.colorBy === 'epoch'
       ? [...new Set(zones.map((z) => z.epoch).filter((e): e is number => e !== null))].sort((a, b) => a - b)
       : [...new Set(zones.map((z) => z.condition))];
-  const legendRows = Math.ceil((legendKeys.length + 2) / 4);
+  const legendRows = Math.ceil((legendKeys.length + 2 + 3) / 4); // + the two zone GC frames and the head letters
   // Wide enough for the subtitle and a legend row even when the device has few zones.
   const width = Math.max(MIN_WIDTH, MARGIN * 2 + columns * (CELL + GAP));
   const height = HEADER + rows * (CELL + GAP) + MARGIN + legendRows * LEGEND_ROW + MARGIN;
@@ -79,6 +81,13 @@ export function renderZoneMap(zones: readonly ZoneStats[], options: { title: str
         out.push(`<rect class="live" x="${x}" y="${(y + CELL - liveHeight).toFixed(2)}" width="${CELL}" height="${liveHeight.toFixed(2)}" fill="${color}"/>`);
       }
     }
+    // Zone GC: a red frame while it is being collected, a dashed one when collecting it would
+    // give back at least GC_MIN_GAIN_FRACTION, a letter on each head (U: puts, G: GC's moves).
+    if (z.collecting) out.push(`<rect class="collecting" x="${x + 1}" y="${y + 1}" width="${CELL - 2}" height="${CELL - 2}" fill="none" stroke="#d7191c" stroke-width="3"/>`);
+    else if (z.gcGainBytes >= GC_MIN_GAIN_FRACTION * z.capacity && z.gcGainBytes > 0) {
+      out.push(`<rect class="collectable" x="${x + 1}" y="${y + 1}" width="${CELL - 2}" height="${CELL - 2}" fill="none" stroke="#d7191c" stroke-width="1.5" stroke-dasharray="4 3"/>`);
+    }
+    if (z.head !== null) out.push(`<text class="head" x="${x + 4}" y="${y + 14}" font-size="12" font-weight="bold" fill="#222">${z.head === 'user' ? 'U' : 'G'}</text>`);
     out.push(`</g>`);
   });
   const legendY = HEADER + rows * (CELL + GAP) + MARGIN;
@@ -87,12 +96,27 @@ export function renderZoneMap(zones: readonly ZoneStats[], options: { title: str
   );
   if (options.colorBy === 'epoch') entries.push(['no epoch (free)', CONDITION_COLORS.empty!, 1]);
   entries.push(['dead (pale)', '#555555', 0.3]);
+  const legendMarks: [string, string][] = [
+    ['being collected (zone GC)', `stroke="#d7191c" stroke-width="3"`],
+    ['worth collecting', `stroke="#d7191c" stroke-width="1.5" stroke-dasharray="4 3"`],
+  ];
   entries.forEach(([label, color, opacity], k) => {
     const x = MARGIN + (k % 4) * 150;
     const y = legendY + Math.floor(k / 4) * LEGEND_ROW;
     out.push(`<rect x="${x}" y="${y}" width="12" height="12" fill="${color}" fill-opacity="${opacity}" stroke="#888" stroke-width="0.5"/>`);
     out.push(`<text x="${x + 17}" y="${y + 10}">${escapeXml(label)}</text>`);
   });
+  legendMarks.forEach(([label, stroke], k) => {
+    const n = entries.length + k;
+    const x = MARGIN + (n % 4) * 150;
+    const y = legendY + Math.floor(n / 4) * LEGEND_ROW;
+    out.push(`<rect x="${x}" y="${y}" width="12" height="12" fill="none" ${stroke}/>`);
+    out.push(`<text x="${x + 17}" y="${y + 10}">${escapeXml(label)}</text>`);
+  });
+  {
+    const n = entries.length + legendMarks.length;
+    out.push(`<text x="${MARGIN + (n % 4) * 150}" y="${legendY + Math.floor(n / 4) * LEGEND_ROW + 10}">U / G: head zone for puts / for GC</text>`);
+  }
   out.push(`</svg>`);
   return out.join('\n') + '\n';
 }
