@@ -5,8 +5,10 @@
  *
  * One collection, in named steps (after ZenFS's zone GC and the LFS cleaner):
  *   1. pickVictim   the owned, non-head zone with the best cost-benefit score
- *                   (1 - u) x age / (1 + u), u = its live slabs' packed bytes / zone capacity
- *                   (what moving them costs), age in appends since its last write;
+ *                   (1 - u) x age / (1 + u), u = its live slabs' packed bytes (what moving
+ *                   them costs) / its written bytes, age in appends since its last write,
+ *                   among zones whose written bytes exceed their packed ones by
+ *                   GC_MIN_GAIN_FRACTION of a zone;
  *   2. relocate     each live slab of the victim, packed (only its live slots), is appended to
  *                   the GC head zone of the same epoch (so closing the epoch still resets
  *                   everything it owns), and the registry points at the new place (Store);
@@ -36,8 +38,9 @@ import { NO_OWNER, type ZoneManager } from './zones.js';
 /** Free zones kept for GC alone (its head needs room before it can give a zone back). */
 export const GC_RESERVE_ZONES = 1;
 /**
- * A zone is collected only when moving its live slabs, packed, gives back at least this share
- * of its capacity (so a zone GC just wrote, itself packed, is never collected again at once).
+ * A zone is collected only when its written bytes exceed what its live slabs take packed by at
+ * least this share of a zone's capacity (so a zone GC just wrote, itself packed, is not
+ * collected again, nor a zone of live slabs with nothing dead between them).
  */
 export const GC_MIN_GAIN_FRACTION = 0.15;
 /** When puts are out of zones, a smaller gain will do. */
@@ -189,16 +192,19 @@ export class ZoneGc {
   pickVictim(urgent: boolean, writtenBy = Infinity): number {
     const zones = this.#host.zones;
     const capacity = zones.zoneCapacity;
-    const most = capacity * (1 - (urgent ? GC_MIN_GAIN_FRACTION_URGENT : GC_MIN_GAIN_FRACTION));
+    const minGain = capacity * (urgent ? GC_MIN_GAIN_FRACTION_URGENT : GC_MIN_GAIN_FRACTION);
     const now = zones.clock + 1;
     let best = -1;
     let bestScore = -1;
     for (const zone of zones.zones) {
       if (zone.owner === NO_OWNER || zone.unusable || zone.written === 0) continue;
       if (zone.lastWrite > writtenBy || zones.isHead(zone.index) || this.#skip.has(zone.index) || !this.#host.collectable(zone.owner)) continue;
-      // What moving costs: each live slab, packed.
-      if (zone.packedBytes > most) continue;
-      const u = zone.packedBytes / capacity;
+      // What moving costs: each live slab, packed. What it gives back: the written bytes beyond
+      // that (not the unwritten tail of a zone finished early: the moved slabs may leave one too,
+      // and a zone of one big live slab would be moved again and again for nothing; found by
+      // the simulator, test/sim/replays/gc-moves-without-gain.json).
+      if (zone.written - zone.packedBytes < minGain) continue;
+      const u = zone.packedBytes / zone.written;
       const score = zone.slabs.size === 0 ? Infinity : ((1 - u) * (now - zone.lastWrite)) / (1 + u);
       if (score > bestScore) {
         best = zone.index;

@@ -133,8 +133,9 @@ export interface ZoneStats {
   /** Zone GC is moving this zone's slabs out now. */
   collecting: boolean;
   /**
-   * What collecting this zone would give back: its capacity less its live slabs packed (0 for
-   * a head, a free or an unusable zone). Zone GC takes zones with at least GC_MIN_GAIN_FRACTION.
+   * What collecting this zone would give back: its written bytes less its live slabs packed (0
+   * for a head, a free or an unusable zone). Zone GC takes zones with at least
+   * GC_MIN_GAIN_FRACTION of a zone.
    */
   gcGainBytes: number;
 }
@@ -312,7 +313,7 @@ export function zoneStats(report: readonly Zone[], src?: StatsSource): ZoneStats
       damaged: src?.damaged.has(z.index) ?? false,
       head: owned ? src!.headOf(z.index) : null,
       collecting: src !== undefined && src.gc.collecting === z.index,
-      gcGainBytes: owned && !engine.unusable && engine.written > 0 && src!.headOf(z.index) === null ? z.capacity - engine.packedBytes : 0,
+      gcGainBytes: owned && !engine.unusable && engine.written > 0 && src!.headOf(z.index) === null ? Math.max(0, engine.written - engine.packedBytes) : 0,
     };
   });
 }

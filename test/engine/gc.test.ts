@@ -261,8 +261,8 @@ describe('space', () => {
     // One active zone per epoch at most: many epochs force early finishes.
     store = openStore(dir, { geometry: { ...GEOMETRY, maxActiveZones: 3, maxOpenZones: 3 }, gc: MANUAL });
     const epochs = [store.epochCurrent(), store.epochCreate(), store.epochCreate(), store.epochCreate()];
-    for (let round = 0; round < 6; round++) {
-      for (const e of epochs) for (let i = 0; i < 40; i++) store.put(obj(round * 1000 + i, 2000), { epoch: e });
+    for (let round = 0; round < 4; round++) {
+      for (const e of epochs) for (let i = 0; i < 30; i++) store.put(obj(round * 1000 + i, 2000), { epoch: e });
       store.flush();
     }
     expect(store.statsGlobal().counters.zonesFinishedEarly).toBeGreaterThan(0);
