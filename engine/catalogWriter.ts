@@ -134,6 +134,7 @@ export class CatalogWriter implements ZoneCatalogView {
     }
     for (const row of epochRows) this.persisted.add(row.id);
     this.lastMeta = metaKey;
+    for (const id of this.dirtySlabs) src.registry.get(id)?.markCommitted();
     this.dirtySlabs.clear();
     this.dirtyZones.clear();
     this.dirtyEpochs.clear();

@@ -88,6 +88,8 @@ export function rebuildCatalog(
     epochs: [], objects: 0, objectsCorrupt: 0, catalog: catalogFile, seconds: 0,
   };
   let scanned = 0;
+  let seenCommit = 0;
+  let seenSeal = 0;
   for (const z of report) {
     progress(z.index, report.length, best.size, scanned);
     if (z.type !== ZoneType.SEQUENTIAL_WRITE_REQUIRED || z.condition === ZoneCondition.OFFLINE || z.condition === ZoneCondition.EMPTY) continue;
@@ -95,7 +97,12 @@ export function rebuildCatalog(
     if (written <= 0) continue;
     out.zonesWithData++;
     try {
-      for (const found of scanZone(device, z, written, classes, out)) {
+      for (const found of scanZone(device, z, written, classes, out, (h) => {
+        // Every header read counts, torn, ephemeral or superseded: the rebuilt catalog must be
+        // newer than anything on the device (test/sim/replays/recover-misses-torn-tail.json).
+        seenCommit = Math.max(seenCommit, h.commitSequence);
+        seenSeal = Math.max(seenSeal, h.sealSequence);
+      })) {
         if (found.header.ephemeral) {
           out.slabsEphemeral++;
           continue;
@@ -183,15 +190,15 @@ export function rebuildCatalog(
     currentEpoch: current,
     storeId,
     // Past every commit a slab on the device names, so the catalog is not taken for an old copy.
-    commitSequence: maxCommit + 1,
-    sealSequence: maxSeal,
+    commitSequence: Math.max(maxCommit, seenCommit) + 1,
+    sealSequence: Math.max(maxSeal, seenSeal),
     // The device does not say what the store was made for; the caller does (a cache folder).
     ...(options.purpose !== undefined ? { purpose: options.purpose } : {}),
   };
   const catalog = new Catalog(catalogFile);
   try {
     catalog.initialize(meta, { id: current, state: 'ACTIVE', createdAt: now, closingAt: null, closedAt: null });
-    catalog.commit({ epochs: epochRows, slabs, zonesOwned: zones, meta: { nextSlabId, nextEpochId: current + 1, currentEpoch: current, sealSequence: maxSeal } });
+    catalog.commit({ epochs: epochRows, slabs, zonesOwned: zones, meta: { nextSlabId, nextEpochId: current + 1, currentEpoch: current, sealSequence: Math.max(maxSeal, seenSeal) } });
   } finally {
     catalog.close();
   }
@@ -219,7 +226,7 @@ function newer(a: Found, b: Found): boolean {
  * The slab images in a zone, in order. After a place without a header (a torn or partly
  * written image) it looks for the next header block by block.
  */
-function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeClassTable, out: RecoverReport): Generator<Found> {
+function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeClassTable, out: RecoverReport, seen: (h: SlabHeader) => void): Generator<Found> {
   const block = device.geometry.logicalBlockSize;
   let chunkStart = -1;
   let chunk: Buffer = Buffer.alloc(0);
@@ -234,6 +241,7 @@ function* scanZone(device: ZonedDevice, z: Zone, written: number, classes: SizeC
   };
   for (let at = 0; at + SLAB_HEADER_BYTES <= written; ) {
     const h = readSlabHeader(bytesAt(at, SLAB_HEADER_BYTES));
+    if (h !== undefined) seen(h);
     const cls = h === undefined ? undefined : classes.classes[h.sizeClass];
     if (h === undefined || cls === undefined || h.imageBytes % block !== 0 || at + h.imageBytes > written || h.slotCount > cls.slotsPerSlab) {
       at += block;

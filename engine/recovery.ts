@@ -70,6 +70,7 @@ export function restoreSlabs(
  *   generation; slabs past the catalog's last one in a zone (a crash's uncommitted tail), and
  *   slabs in zones the catalog does not own, were written before the catalog's last commit;
  *   otherwise the catalog is older than the data: ERR_CATALOG_STALE.
+ * `seen.sealSequence` gets the highest seal sequence of those uncommitted images.
  * With `salvage`, a zone that cannot be read or lost data the catalog points at is returned
  * as damaged instead of refusing the store.
  */
@@ -79,6 +80,7 @@ export function checkDevice(
   catalog: { storeId: string; commitSequence: number },
   rows: readonly SlabRow[],
   salvage: boolean,
+  seen: { sealSequence: number } = { sealSequence: 0 },
 ): Set<number> {
   const storeId = Buffer.from(catalog.storeId, 'hex');
   const damaged = new Set<number>();
@@ -127,6 +129,9 @@ export function checkDevice(
         from = placed.end;
       }
       for (const h of walkHeaders(device, z, from, written)) {
+        // An uncommitted tail (a seal or a GC move the crash kept from the catalog): new images
+        // must be numbered past it, so a rebuild never takes it for a newer one.
+        seen.sealSequence = Math.max(seen.sealSequence, h.sealSequence);
         if (!h.storeId.equals(storeId)) {
           throw new ZnsSlabError(ErrorCode.CATALOG_MISMATCH, `zone ${z.index} holds a slab of store ${h.storeId.toString('hex')}; this catalog is store ${catalog.storeId}`);
         }

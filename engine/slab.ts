@@ -78,6 +78,12 @@ export class Slab {
    */
   packedBitmap: Uint8Array | undefined;
   private positions: Uint8Array | undefined;
+  /**
+   * SEALED only: slots freed since the catalog last recorded this slab. A move packs them too:
+   * until that free is durable a crash may bring the object back, and a rebuild from the
+   * device may take the moved image for the slab's newest (test/sim/replays/recover-prefers-uncommitted-move.json).
+   */
+  private pendingFrees: Uint32Array | undefined;
 
   constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number) {
     this.id = id;
@@ -147,6 +153,12 @@ export class Slab {
     assert(slot < this.slotCount && this.isLive(slot), 'free of a live slot');
     this.live[slot >>> 5]! &= ~(1 << (slot & 31));
     this.liveCount--;
+    if (this.state === SlabState.SEALED) (this.pendingFrees ??= new Uint32Array(BITMAP_WORDS))[slot >>> 5]! |= 1 << (slot & 31);
+  }
+
+  /** The catalog now records this slab as it is: its frees so far are durable. */
+  markCommitted(): void {
+    this.pendingFrees = undefined;
   }
 
   /** OPEN only: a copy of the slot's payload (the caller may keep or change it). */
@@ -172,16 +184,21 @@ export class Slab {
     assert(this.state === SlabState.SEALED && this.liveCount > 0, 'pack a sealed slab with live slots');
     assert(current.byteLength === this.length, 'the current image, whole');
     const stride = this.cls.stride;
-    const bytes = sealedBytes(this.liveCount, stride, blockSize);
+    // The slots live now and those freed since the last commit (see pendingFrees).
+    const keep = new Uint32Array(this.live);
+    if (this.pendingFrees !== undefined) for (let w = 0; w < BITMAP_WORDS; w++) keep[w]! |= this.pendingFrees[w]!;
+    let count = 0;
+    for (let slot = 0; slot < this.slotCount; slot++) if ((keep[slot >>> 5]! & (1 << (slot & 31))) !== 0) count++;
+    const bytes = sealedBytes(count, stride, blockSize);
     const image = Buffer.alloc(bytes);
     let place = 0;
     for (let slot = 0; slot < this.slotCount; slot++) {
-      if (!this.isLive(slot)) continue;
+      if ((keep[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
       const from = SLAB_HEADER_BYTES + (this.positions === undefined ? slot : this.positions[slot]!) * stride;
       image.set(current.subarray(from, from + stride), SLAB_HEADER_BYTES + place * stride);
       place++;
     }
-    const bitmap = this.bitmapBytes();
+    const bitmap = new Uint8Array(keep.buffer);
     writeSlabHeader(image, {
       storeId: stamp.storeId,
       slabId: this.id,

@@ -208,7 +208,9 @@ export class Store implements Disposable, DomainHost {
     const report = device.reportZones();
     const slabRows = [...catalog.slabs()];
     // Before anything is reset: is this device's data this catalog's, and not newer than it?
-    this.damaged = checkDevice(device, report, { storeId: meta.storeId, commitSequence: catalog.commitSequence }, slabRows, salvage);
+    const seen = { sealSequence: 0 };
+    this.damaged = checkDevice(device, report, { storeId: meta.storeId, commitSequence: catalog.commitSequence }, slabRows, salvage, seen);
+    this.sealSequence = Math.max(this.sealSequence, seen.sealSequence);
     this.zones.load(report, owners, readOnly);
     restoreSlabs(slabRows, { registry: this.registry, epochs: this.epochs, zones: this.zones, sizeClasses: this.sizeClasses, storeTag: this.storeTag, damaged: this.damaged });
     this.zones.chooseHeads(readOnly);

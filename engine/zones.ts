@@ -200,6 +200,10 @@ export class ZoneManager {
     }
     const zone = this.zones[index]!;
     assert(zone.owner === epoch && !zone.full, 'head zone is the epoch\'s and writable');
+    // A head that is not active (its first write failed, and the device left it EMPTY) turns
+    // active with this write: make room under the limit first (found by the simulator,
+    // test/sim/replays/empty-head-passes-active-limit.json).
+    if (!zone.active && this.activeCount >= this.maxActive) this.evictHead(epoch, stream);
     this.ensureOpen(index);
     const offset = zone.written;
     try {
