@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * npm run sim -- [--seed N] [--seeds K] [--ops M] [--no-faults] [--soak] [--replay FILE] [--shrink-ms MS]
- *                [--cache | --no-cache]
+ *                [--cache | --no-cache] [--help]
  *
  * Runs the deterministic simulator: K seeds from N (default: the fixed CI set plus one random
  * seed, printed), M operations each. A failure prints its seed, the shortest failing operation
@@ -12,11 +12,18 @@
  * (the store's, then the cache's, each with one random seed); `--cache` runs cache seeds only
  * (--seed, --seeds, --soak, --ops apply to them; failures go to sim-failures/cache-seed-N.json),
  * `--no-cache` the store's only. `--replay` reads which simulator a file is for from it.
+ *
+ * Each store seed runs one geometry (seed % 3) and one configuration (sim/runner.ts SIM_CONFIGS:
+ * zone GC off or on with which options, a classic or long-lived-epoch workload), printed with
+ * the seed. A saved failure records the seed's gc options (`gc`) and the known bugs the run
+ * stepped over (`tolerate`, from --tolerate), and a replay runs with them; a replay file
+ * without `gc` runs with the seed's configuration.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
-import { type RunResult, runOps, runSeed } from './runner.js';
+import type { GcOptions } from '../engine/gc.js';
+import { KNOWN_BUGS, type KnownBug, type RunResult, runOps, runSeed, simConfigFor } from './runner.js';
 import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
@@ -37,6 +44,7 @@ interface Args {
   faults: boolean;
   replay?: string;
   shrinkMs: number;
+  tolerate: KnownBug[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -48,6 +56,7 @@ function parseArgs(argv: string[]): Args {
   let replay: string | undefined;
   let shrinkMs = 120_000;
   let soak = false;
+  const tolerate: KnownBug[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -62,9 +71,17 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--replay') replay = value();
     else if (a === '--shrink-ms') shrinkMs = Number(value());
     else if (a === '--soak') soak = true;
+    else if (a === '--tolerate') {
+      const bug = value() as KnownBug;
+      if (!KNOWN_BUGS.includes(bug)) throw new RangeError(`--tolerate takes one of ${KNOWN_BUGS.join(', ')}`);
+      tolerate.push(bug);
+    }
     else if (a === '--cache') which = 'cache';
     else if (a === '--no-cache') which = 'engine';
-    else throw new RangeError(`unknown argument ${a}`);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(HELP);
+      process.exit(0);
+    } else throw new RangeError(`unknown argument ${a} (--help lists the options)`);
   }
   for (const [name, v] of [['--seed', seed], ['--seeds', count], ['--ops', ops]] as const) {
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new RangeError(`${name} takes a non-negative integer`);
@@ -83,37 +100,57 @@ function parseArgs(argv: string[]): Args {
   } else if (which === 'both' && seed === undefined && !soak) {
     cacheSeeds = [...CACHE_CI_SEEDS, Math.floor(Math.random() * 1_000_000_000)];
   }
-  return { seeds, cacheSeeds, ops: ops ?? CI_OPS, cacheOps: ops ?? CACHE_CI_OPS, faults, ...(replay ? { replay } : {}), shrinkMs };
+  return { seeds, cacheSeeds, ops: ops ?? CI_OPS, cacheOps: ops ?? CACHE_CI_OPS, faults, ...(replay ? { replay } : {}), shrinkMs, tolerate };
 }
+
+const HELP = `npm run sim -- [options]
+  --seed N        first seed (default: the CI set 1-24 plus one random seed)
+  --seeds K       how many seeds from --seed (default 1; with --soak 100)
+  --ops M         operations per seed (default ${CI_OPS})
+  --no-faults     no injected device or catalog faults (crashes still)
+  --soak          K fresh seeds from the clock
+  --replay FILE   run a saved failure (sim-failures/seed-N.json, test/sim/replays/*.json)
+  --shrink-ms MS  time to shrink a failure (default 120000)
+  --cache         the cache's simulator only; --no-cache the store's only
+  --tolerate BUG  count a known engine bug and go on instead of failing (${KNOWN_BUGS.join(', ')}; see sim/runner.ts)
+Store seeds: geometry seed % 3, configuration (zone GC options, workload) floor(seed / 3) % 5.
+`;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay !== undefined) {
-    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; ops: Op[] };
-    const result = saved.kind === 'cache' ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults }) : await runOps(saved.seed, saved.ops);
+    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; tolerate?: KnownBug[]; ops: Op[] };
+    const result =
+      saved.kind === 'cache'
+        ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults })
+        : await runOps(saved.seed, saved.ops, { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), tolerate: [...(saved.tolerate ?? []), ...args.tolerate] });
     process.stdout.write(JSON.stringify({ replay: args.replay, seed: saved.seed, result }, null, 2) + '\n');
     if (result.failure) process.stderr.write(`still fails at step ${result.failure.step}: ${result.failure.message}\n`);
     else process.stderr.write('passes now\n');
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, failures: 0 };
+  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, knownBugHits: 0, failures: 0 };
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
-    const { result, ops } = await runSeed(seed, args.ops, { faults: args.faults });
+    const { result, ops } = await runSeed(seed, args.ops, { faults: args.faults, tolerate: args.tolerate });
     add(totals, result);
     process.stderr.write(
-      `seed ${seed}: ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ${Date.now() - t0} ms` +
+      `seed ${seed} (${simConfigFor(seed).name}): ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ` +
+        `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ` +
+        (Object.keys(result.knownBugHits).length > 0 ? `known bugs met: ${JSON.stringify(result.knownBugHits)}; ` : '') +
+        `${Date.now() - t0} ms` +
         (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
     );
     if (result.failure) {
       process.stderr.write(`shrinking (up to ${args.shrinkMs} ms)...\n`);
-      const small = await shrink(seed, ops, args.shrinkMs, (n) => process.stderr.write(`  ${n} ops still fail\n`));
+      const kind = failureKind(result.failure.message);
+      const small = await shrink(seed, ops, args.shrinkMs, (n) => process.stderr.write(`  ${n} ops still fail\n`), { tolerate: args.tolerate }, (m) => failureKind(m) === kind);
       const dir = path.resolve('sim-failures');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `seed-${seed}.json`);
-      fs.writeFileSync(file, JSON.stringify({ seed, failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, ...(args.tolerate.length > 0 ? { tolerate: args.tolerate } : {}), failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
       process.stderr.write(
         `seed ${seed} fails with ${small.ops.length} ops (${small.trials} trials): ${small.result.failure?.message}\n` +
           `  replay: npm run sim -- --replay ${path.relative(process.cwd(), file)}   (or --seed ${seed} --ops ${args.ops})\n`,
@@ -126,7 +163,13 @@ async function main(): Promise<number> {
   const summary = { ...totals, seconds, opsPerSeed: args.ops, seedList: args.seeds, failures, ...(cache ? { cache } : {}) };
   process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
   if (args.seeds.length > 0) {
-    process.stderr.write(`sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`);
+    process.stderr.write(
+      `sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs, ` +
+        `gc: ${totals.gcOps} calls, ${totals.churns} churns, ${totals.gcZonesCollected} zones collected, ${totals.gcSlabsMoved} slabs moved, ` +
+        `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}` +
+        (totals.knownBugHits > 0 ? `, ${totals.knownBugHits} known-bug hits tolerated` : '') +
+        `: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`,
+    );
   }
   if (cache) {
     process.stderr.write(
@@ -210,7 +253,43 @@ function addCache(t: CacheTotals, r: CacheRunResult): void {
   t.failedSetsThatStored += r.failedSetsThatStored;
 }
 
-function add(t: { seeds: number; ops: number; crashes: number; faults: number; reopens: number; recoveries: number; puts: number; gets: number; verifiedAfterReopen: number; failures: number }, r: RunResult): void {
+/** A failure's kind, to keep a shrink on the same bug: its message with numbers blanked, cut short. */
+export function failureKind(message: string): string {
+  return message.replace(/\d+/g, 'N').slice(0, 48);
+}
+
+interface Totals {
+  seeds: number;
+  ops: number;
+  crashes: number;
+  faults: number;
+  reopens: number;
+  recoveries: number;
+  puts: number;
+  gets: number;
+  verifiedAfterReopen: number;
+  gcOps: number;
+  churns: number;
+  gcZonesCollected: number;
+  gcSlabsMoved: number;
+  gcBytesMoved: number;
+  gcStepFailures: number;
+  crashesInGcOps: Record<string, number>;
+  faultsInGcOps: number;
+  knownBugHits: number;
+  failures: number;
+}
+
+function add(t: Totals, r: RunResult): void {
+  t.gcOps += r.gcOps;
+  t.churns += r.churns;
+  t.gcZonesCollected += r.gcZonesCollected;
+  t.gcSlabsMoved += r.gcSlabsMoved;
+  t.gcBytesMoved += r.gcBytesMoved;
+  t.gcStepFailures += r.gcStepFailures;
+  for (const n of Object.values(r.knownBugHits)) t.knownBugHits += n ?? 0;
+  for (const [where, n] of Object.entries(r.crashesInGcOps)) t.crashesInGcOps[where] = (t.crashesInGcOps[where] ?? 0) + n;
+  t.faultsInGcOps += r.faultsInGcOps;
   t.recoveries += r.recoveries;
   t.seeds++;
   t.ops += r.ops;

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * npm run crashloop -- [--kills N] [--seed S] [--dir D]
+ * npm run crashloop -- [--kills N] [--seed S] [--dir D] [--mode mix|classic|churn]
  * npm run crashloop -- --cache [--kills N] [--seed S] [--dir D]   (the cache's loop: sim/cacheCrashloop.ts)
  *
  * The real-process crash loop: SQLite's and the filesystem's own durability, tested for real.
@@ -11,13 +11,21 @@
  * against what the writer had acknowledged (the rules of docs/RELIABILITY.md):
  * flushed and not freed: exactly its bytes; anything else: its bytes or a stale/invalid
  * handle, never another object's bytes. JSON summary on stdout, progress on stderr.
+ *
+ * Zone GC: with `--mode mix` (the default) about half the rounds run the writer's churn
+ * workload (crashChild.ts: a long-lived live set churned, GC running often, explicit gc()
+ * calls) and are killed mostly at the points a collection passes: after a slab moved
+ * (`gc.moved`), in a relocation's device write, in the commit that records a victim's moves,
+ * in the victim's zone reset. A kill at a point the writer never reached is a late timed kill,
+ * and counted as one. The summary says how many kills landed inside a gc() call, and what GC
+ * the writers committed (zones collected, slabs moved).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CRASH_POINT_NAMES } from '../crashpoints.js';
+import { CRASH_POINT_NAMES, type CrashPointName } from '../crashpoints.js';
 import { openStore, ZnsSlabError } from '../index.js';
 import { runAsMain } from './main.js';
 import { Rng, payloadFor } from './rng.js';
@@ -28,6 +36,12 @@ const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'tools
 const RECOVER_SHARE = 0.08;
 /** Big enough to hold a growing live set, small enough that epochs must be closed to go on. */
 export const CRASH_LOOP_GEOMETRY = { zoneCount: 48, zoneSize: 1024 * 1024, zoneCapacity: 1024 * 1024, logicalBlockSize: 4096, maxOpenZones: 4, maxActiveZones: 6 };
+/** The writer's workload for one round (crashChild.ts). */
+export type WriterMode = 'classic' | 'churn';
+/** Zone GC in churn rounds: a step after every seal and in every flush once the store holds 1.1x its live bytes. */
+export const GC_CHURN_OPTIONS = Object.freeze({ idleMs: 0, spaceAmplification: 1.1, stepBytes: 64 * 1024 });
+/** Where churn rounds are killed, by weight: the points a collection passes (and a few others). */
+const CHURN_KILL_POINTS = { 'gc.moved': 4, 'device.write': 2, 'catalog.commit': 2, 'zone.reset': 2, 'device.flush': 1, 'zone.finish': 0.5, 'store.close': 0.5 } as const satisfies Partial<Record<CrashPointName, number>>;
 /** Operations a writer runs when no kill comes first (then it closes cleanly). */
 const WRITER_OPS = 30_000;
 /** Dead handles re-checked each round: the newest, and a seeded sample of the rest. */
@@ -44,8 +58,18 @@ interface Obj {
 
 export interface CrashLoopResult {
   rounds: number;
+  /** Rounds per writer workload. */
+  modes: Record<WriterMode, number>;
   kills: number;
+  /** Kills by where they landed: a named point the writer reached, or 'timed'. */
   killsAtPoints: Record<string, number>;
+  /** Rounds armed at a point the writer did not reach before the late timed kill (or its clean end). */
+  pointsNotReached: Record<string, number>;
+  /** Kills that landed inside a store.gc() call of the writer, by where. */
+  killsInsideGc: Record<string, number>;
+  /** Zone GC work the writers committed (from the store's saved counters). */
+  gcZonesCollected: number;
+  gcSlabsMoved: number;
   cleanCloses: number;
   handlesChecked: number;
   objectsLive: number;
@@ -57,22 +81,37 @@ export interface CrashLoopResult {
   failures: string[];
 }
 
-function runChild(dir: string, seed: number, first: number, liveFile: string, env: NodeJS.ProcessEnv, killAfterMs: number | undefined): Promise<{ lines: string[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
+function runChild(
+  dir: string,
+  seed: number,
+  first: number,
+  liveFile: string,
+  mode: WriterMode,
+  env: NodeJS.ProcessEnv,
+  killAfterMs: number | undefined,
+): Promise<{ lines: string[]; signal: NodeJS.Signals | null; code: number | null; stderr: string; timedOut: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CHILD, dir, String(seed), String(first), liveFile, String(WRITER_OPS)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CHILD, dir, String(seed), String(first), liveFile, String(WRITER_OPS), mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
+    let timedOut = false;
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    const timer =
+      killAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, killAfterMs);
     child.on('close', (code, signal) => {
       if (timer) clearTimeout(timer);
-      resolve({ lines: out.split('\n').filter((l) => l.length > 0), signal, code, stderr: err });
+      resolve({ lines: out.split('\n').filter((l) => l.length > 0), signal, code, stderr: err, timedOut });
     });
   });
 }
 
-export async function crashLoop(options: { kills: number; seed: number; dir?: string; log?: (s: string) => void }): Promise<CrashLoopResult> {
+export async function crashLoop(options: { kills: number; seed: number; dir?: string; mode?: WriterMode | 'mix'; log?: (s: string) => void }): Promise<CrashLoopResult> {
   const log = options.log ?? (() => {});
   const base = options.dir ?? fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'zns-slab-crashloop-'));
   const dir = path.join(base, 'store');
@@ -89,7 +128,15 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
     if (o !== undefined) buried.set(h, o);
   };
   const closedDurably = new Set<number>();
-  const result: CrashLoopResult = { rounds: 0, kills: 0, killsAtPoints: {}, cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, recoveries: 0, failures: [] };
+  const result: CrashLoopResult = {
+    rounds: 0, modes: { classic: 0, churn: 0 }, kills: 0, killsAtPoints: {}, pointsNotReached: {}, killsInsideGc: {}, gcZonesCollected: 0, gcSlabsMoved: 0,
+    cleanCloses: 0, handlesChecked: 0, objectsLive: 0, lost: 0, wrong: 0, refusedToOpen: 0, recoveries: 0, failures: [],
+  };
+  const bump = (counts: Record<string, number>, key: string): void => {
+    counts[key] = (counts[key] ?? 0) + 1;
+  };
+  /** GC counters as the store had them after the last round (they restart at 0 after a recover). */
+  const gcSeen = { gcZonesCollected: 0, gcSlabsMoved: 0 };
   let nextObject = 1;
   try {
     while (result.kills < options.kills) {
@@ -99,24 +146,33 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
       const env = { ...process.env };
       let killAfterMs: number | undefined;
       let point = 'timed';
-      if (rng.chance(0.5)) {
-        point = CRASH_POINT_NAMES[rng.below(CRASH_POINT_NAMES.length)]!;
-        env.ZNS_SLAB_CRASH_AT = `${point}:${1 + rng.below(point === 'device.write' || point === 'catalog.commit' ? 40 : 4)}`;
+      const mode: WriterMode = options.mode === 'classic' || options.mode === 'churn' ? options.mode : rng.chance(0.5) ? 'churn' : 'classic';
+      result.modes[mode]++;
+      if (rng.chance(mode === 'churn' ? 0.65 : 0.5)) {
+        point = mode === 'churn' ? rng.weighted(CHURN_KILL_POINTS) : CRASH_POINT_NAMES[rng.below(CRASH_POINT_NAMES.length)]!;
+        const many = point === 'device.write' || point === 'catalog.commit' || point === 'gc.moved';
+        env.ZNS_SLAB_CRASH_AT = `${point}:${1 + rng.below(many ? 40 : 4)}`;
         killAfterMs = 4000; // the point may never be reached: then a late timed kill
       } else {
         delete env.ZNS_SLAB_CRASH_AT;
         killAfterMs = 150 + rng.below(600);
       }
-      const run = await runChild(dir, rng.u32(), nextObject, liveFile, env, rng.chance(0.08) ? undefined : killAfterMs);
+      const run = await runChild(dir, rng.u32(), nextObject, liveFile, mode, env, rng.chance(0.08) ? undefined : killAfterMs);
       const clean = run.lines[run.lines.length - 1] === 'X';
       if (!clean && run.signal !== 'SIGKILL') {
         result.failures.push(`writer exited ${run.code}: ${run.stderr.trim().split('\n').slice(0, 8).join(' | ')}`);
         break;
       }
+      // Armed at a point it never reached: our timer killed it (or it ended cleanly), not the point.
+      if (point !== 'timed' && (run.timedOut || clean)) {
+        bump(result.pointsNotReached, point);
+        point = 'timed';
+      }
       if (clean) result.cleanCloses++;
       else {
         result.kills++;
-        result.killsAtPoints[point] = (result.killsAtPoints[point] ?? 0) + 1;
+        bump(result.killsAtPoints, point);
+        if (run.lines[run.lines.length - 1] === 'g') bump(result.killsInsideGc, point);
       }
       // What the writer had acknowledged.
       const closing = new Set<number>();
@@ -170,13 +226,22 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
       for (const readOnly of [true, false]) {
         let store;
         try {
-          store = openStore(dir, { readOnly });
+          // Read-write with zone GC off: this check must not move anything (nor count GC work as the writers').
+          store = openStore(dir, readOnly ? { readOnly } : { gc: false });
         } catch (err) {
           result.refusedToOpen++;
           result.failures.push(`round ${result.rounds} (${point}): the store refused to open${readOnly ? ' read-only' : ''}: ${(err as Error).message}`);
           return result;
         }
         try {
+          if (readOnly) {
+            // What GC the writer committed (the counters are saved with every commit; a recover starts them at 0).
+            const c = store.statsGlobal().counters;
+            for (const name of ['gcZonesCollected', 'gcSlabsMoved'] as const) {
+              result[name] += c[name] >= gcSeen[name] ? c[name] - gcSeen[name] : c[name];
+              gcSeen[name] = c[name];
+            }
+          }
           for (const [h, o] of [...objects]) {
             const mustLive = o.durable && o.freed === 'no' && !closing.has(o.epoch);
             const verdict = check(store, h, o, mustLive, result, `round ${result.rounds} (${point})`);
@@ -215,7 +280,11 @@ export async function crashLoop(options: { kills: number; seed: number; dir?: st
         }
       }
       result.objectsLive = objects.size;
-      log(`round ${result.rounds}: ${clean ? 'clean close' : `killed (${point})${lostCatalog ? ', catalog lost, recovered' : ''}`}, ${run.lines.length} acknowledged steps, ${objects.size} live objects, ${graveyard.length} dead handles`);
+      const inGc = !clean && run.lines[run.lines.length - 1] === 'g' ? ' inside gc()' : '';
+      log(
+        `round ${result.rounds} (${mode}): ${clean ? 'clean close' : `killed (${point}${inGc})${lostCatalog ? ', catalog lost, recovered' : ''}`}, ${run.lines.length} acknowledged steps, ` +
+          `${objects.size} live objects, ${graveyard.length} dead handles, GC so far ${result.gcZonesCollected} zones / ${result.gcSlabsMoved} slabs`,
+      );
       if (result.failures.length > 0) break;
     }
   } finally {
@@ -252,18 +321,28 @@ async function main(): Promise<number> {
   let kills = 40;
   let seed = Math.floor(Math.random() * 1_000_000_000);
   let dir: string | undefined;
+  let mode: WriterMode | 'mix' = 'mix';
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--kills') kills = Number(argv[++i]);
     else if (argv[i] === '--seed') seed = Number(argv[++i]);
     else if (argv[i] === '--dir') dir = argv[++i];
-    else throw new RangeError(`unknown argument ${argv[i]}`);
+    else if (argv[i] === '--mode') {
+      const m = argv[++i];
+      if (m !== 'mix' && m !== 'classic' && m !== 'churn') throw new RangeError('--mode takes mix, classic or churn');
+      mode = m;
+    } else throw new RangeError(`unknown argument ${argv[i]} (options: --kills N --seed S --dir D --mode mix|classic|churn; --cache for the cache's loop)`);
   }
   if (!Number.isSafeInteger(kills) || kills < 1) throw new RangeError('--kills takes a positive integer');
-  process.stderr.write(`crash loop: ${kills} kills, seed ${seed}\n`);
+  process.stderr.write(`crash loop: ${kills} kills, seed ${seed}, writers ${mode}\n`);
   const started = Date.now();
-  const result = await crashLoop({ kills, seed, ...(dir ? { dir } : {}), log: (s) => process.stderr.write(s + '\n') });
+  const result = await crashLoop({ kills, seed, mode, ...(dir ? { dir } : {}), log: (s) => process.stderr.write(s + '\n') });
   process.stdout.write(JSON.stringify({ seed, seconds: (Date.now() - started) / 1000, ...result }, null, 2) + '\n');
-  process.stderr.write(`crash loop: ${result.kills} kills (${result.recoveries} with the catalog lost and recovered), ${result.cleanCloses} clean closes, ${result.handlesChecked} handle checks: ${result.lost} lost, ${result.wrong} wrong, ${result.refusedToOpen} refused to open\n`);
+  const insideGc = Object.values(result.killsInsideGc).reduce((a, b) => a + b, 0);
+  process.stderr.write(
+    `crash loop: ${result.kills} kills (${result.recoveries} with the catalog lost and recovered; ${result.killsAtPoints['gc.moved'] ?? 0} at gc.moved, ${insideGc} inside a gc() call), ` +
+      `${result.cleanCloses} clean closes, GC committed ${result.gcZonesCollected} zones collected / ${result.gcSlabsMoved} slabs moved, ${result.handlesChecked} handle checks: ` +
+      `${result.lost} lost, ${result.wrong} wrong, ${result.refusedToOpen} refused to open\n`,
+  );
   for (const f of result.failures.slice(0, 10)) process.stderr.write(`  ${f}\n`);
   return result.failures.length === 0 ? 0 : 1;
 }

@@ -20,8 +20,23 @@ export type Op =
   | { k: 'crash'; pick: number }
   /** A crash that also loses the catalog file: the store must refuse to open, then recover rebuilds it. */
   | { k: 'loseCatalog'; pick: number }
-  | { k: 'crashAt'; after: number; pick: number }
-  | { k: 'fault'; target: FaultTarget; kind: FaultKind; after: number };
+  /** A crash at the (after + 1)-th mutating device or catalog call from now; with `target`, of that kind of call only. */
+  | { k: 'crashAt'; after: number; pick: number; target?: FaultTarget }
+  | { k: 'fault'; target: FaultTarget; kind: FaultKind; after: number }
+  /** `store.gc({ maxBytes })`; null: no budget (collect every zone worth it). */
+  | { k: 'gc'; maxBytes: number | null }
+  /**
+   * Frees `count` random live objects of the current epoch and puts as many new ones into it
+   * (sizes drawn from `pick`): zones stay partly live, the work zone GC exists for.
+   */
+  | { k: 'churn'; pick: number; count: number };
+
+/**
+ * What a seed's workload looks like. 'classic': epochs advance and close often (zone resets
+ * reclaim most space). 'longLived': few advances and closes, much churn: one epoch lives long
+ * and only zone GC gives its freed space back.
+ */
+export type Workload = 'classic' | 'longLived';
 
 /** What the generator reads of the run so far, to keep the mix useful. */
 export interface GenHints {
@@ -30,6 +45,9 @@ export interface GenHints {
   /** Puts refused with ERR_DEVICE_FULL lately: close epochs to make room. */
   recentFull: number;
   faults: boolean;
+  workload: Workload;
+  /** The previous operation's kind: a crash or fault armed just now is aimed into a gc op at times. */
+  last: Op['k'] | undefined;
 }
 
 export function objectSize(rng: Rng, max: number): number {
@@ -43,20 +61,26 @@ export function objectSize(rng: Rng, max: number): number {
 }
 
 export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op {
+  // A crash or a fault armed by the previous op lands inside a collection: in a relocation's
+  // write, the device flush or catalog commit that records it, the victim's reset.
+  if ((hints.last === 'crashAt' || hints.last === 'fault') && rng.chance(0.35)) return gcOp(rng);
+  const long = hints.workload === 'longLived';
   const weights = {
     put: 40,
     get: 20,
     free: hints.liveObjects > 0 ? 14 : 0,
     freeMany: hints.liveObjects > 0 ? 2 : 0,
     flush: 5,
-    advance: hints.liveEpochs < 6 ? 3 : 0.5,
-    closeEpoch: hints.recentFull > 0 ? 12 : hints.liveEpochs > 3 ? 4 : 1.5,
+    advance: long ? (hints.liveEpochs < 2 ? 0.6 : 0.15) : hints.liveEpochs < 6 ? 3 : 0.5,
+    closeEpoch: hints.recentFull > 0 ? (long ? 4 : 12) : long ? (hints.liveEpochs > 2 ? 0.5 : 0.1) : hints.liveEpochs > 3 ? 4 : 1.5,
     domain: 2.5,
     reopen: 0.8,
     crash: 1.2,
     crashAt: 1.2,
     loseCatalog: 0.25,
     fault: hints.faults ? 2.5 : 0,
+    gc: long ? 2.5 : 1.5,
+    churn: hints.liveObjects > 0 ? (long ? 8 : 2) : 0,
   };
   const k = rng.weighted(weights);
   switch (k) {
@@ -77,11 +101,27 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
     case 'domain':
       return { k, puts: 1 + rng.below(12), size: objectSize(rng, maxObjectSize), nested: rng.chance(0.3), async: rng.chance(0.5) };
     case 'crashAt':
+      // Now and then aimed at one kind of call, so a crash lands in a commit or a reset however
+      // many writes come first (a collection writes every slab it moves before it commits).
+      if (rng.chance(0.4)) {
+        const target = rng.weighted({ commit: 3, flush: 2, reset: 2, finish: 1, write: 1 } as const);
+        return { k, after: rng.below(3), pick: rng.u32(), target };
+      }
       return { k, after: rng.below(12), pick: rng.u32() };
     case 'fault': {
       const target = rng.weighted({ read: 1, write: 3, flush: 2, reset: 1.5, finish: 0.5, commit: 2 } as const);
       const kind = target === 'write' ? rng.weighted({ eio: 2, enospc: 1, short: 2 } as const) : target === 'commit' ? rng.weighted({ eio: 1, enospc: 1 } as const) : 'eio';
       return { k, target, kind, after: rng.below(6) };
     }
+    case 'gc':
+      return gcOp(rng);
+    case 'churn':
+      return { k, pick: rng.u32(), count: 1 + rng.below(rng.chance(0.8) ? 24 : 200) };
   }
+}
+
+function gcOp(rng: Rng): Op {
+  const r = rng.below(10);
+  // Unbounded, a budget of a slab or two, or 0 (only finishes a victim already emptied).
+  return { k: 'gc', maxBytes: r < 4 ? null : r < 9 ? 4096 * (1 + rng.below(64)) : 0 };
 }

@@ -1,6 +1,7 @@
 /**
  * The real-process crash loop, short: writers killed by SIGKILL at random times and at named
- * crash points, every handle checked in this process after each kill. `.ci/run` runs a longer
+ * crash points (zone GC's among them, in the churn writers' rounds), every handle checked in
+ * this process after each kill. `.ci/run` runs a longer
  * loop through `npm run crashloop`.
  */
 import fs from 'node:fs';
@@ -25,4 +26,11 @@ it('8 SIGKILLs: the store opens after each, flushed objects survive, no handle r
   expect(result.lost).toBe(0);
   expect(result.wrong).toBe(0);
   expect(result.handlesChecked).toBeGreaterThan(1000);
+  // Zone GC under real kills: churn writers ran, GC committed moves and collections, and some
+  // kills landed in a collection (after a slab moved, or anywhere inside a gc() call).
+  expect(result.modes.churn).toBeGreaterThan(0);
+  expect(result.gcZonesCollected).toBeGreaterThan(0);
+  expect(result.gcSlabsMoved).toBeGreaterThan(0);
+  const insideGc = Object.values(result.killsInsideGc).reduce((a, b) => a + b, 0);
+  expect((result.killsAtPoints['gc.moved'] ?? 0) + insideGc).toBeGreaterThan(0);
 }, 120_000);
