@@ -44,6 +44,8 @@ export class FaultController {
   private faults: ArmedFault[] = [];
   /** Mutating calls to let through before the crash; undefined: no crash armed. */
   private crashAfter: number | undefined;
+  /** Only calls of this kind count towards the crash (undefined: every mutating call). */
+  private crashTarget: FaultTarget | undefined;
   crashed = false;
   crashedAt = '';
   /** Faults that fired since the last `takeFired()`. */
@@ -57,13 +59,16 @@ export class FaultController {
     this.faults.push({ target, kind, after });
   }
 
-  armCrash(after: number): void {
+  /** Crash at the (after + 1)-th mutating call from now, or of `target` calls only (a catalog commit, a zone reset, ...). */
+  armCrash(after: number, target?: FaultTarget): void {
     this.crashAfter = after;
+    this.crashTarget = target;
   }
 
   disarm(): void {
     this.faults = [];
     this.crashAfter = undefined;
+    this.crashTarget = undefined;
   }
 
   /** How many faults fired since the last call. */
@@ -77,7 +82,7 @@ export class FaultController {
   check(target: FaultTarget, what: string): FaultKind | undefined {
     if (this.crashed) throw new CrashSignal(`${what} (after the crash)`);
     if (!this.enabled) return undefined;
-    if (this.crashAfter !== undefined && CRASH_POINTS.has(target)) {
+    if (this.crashAfter !== undefined && CRASH_POINTS.has(target) && (this.crashTarget === undefined || this.crashTarget === target)) {
       if (this.crashAfter === 0) {
         this.crashed = true;
         this.crashedAt = what;
