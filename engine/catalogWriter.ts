@@ -17,6 +17,7 @@
 import type { Catalog, EpochRow, SlabRow, ZoneRow } from '../catalog/catalog.js';
 import type { Epoch } from './epoch.js';
 import type { SlabRegistry } from './registry.js';
+import type { Slab } from './slab.js';
 import { NO_OWNER, type ZoneCatalogView } from './zones.js';
 
 /** What the writer reads from the store when it builds a batch. */
@@ -31,6 +32,8 @@ export interface WriterSource {
   nextEpochId(): number;
   sealSequence(): number;
   counters(): string;
+  /** The commit recorded this slab as memory has it (its frees are durable now). */
+  slabCommitted(slab: Slab): void;
 }
 
 export class CatalogWriter implements ZoneCatalogView {
@@ -76,6 +79,11 @@ export class CatalogWriter implements ZoneCatalogView {
 
   epochChanged(epoch: Epoch): void {
     if (!epoch.ephemeral) this.dirtyEpochs.set(epoch.id, epoch);
+  }
+
+  /** Slab rows are marked for the next commit. */
+  get pending(): boolean {
+    return this.dirtySlabs.size > 0;
   }
 
   /** The catalog has a row for the epoch, or owns one of its zones: closing it must commit. */
@@ -134,7 +142,10 @@ export class CatalogWriter implements ZoneCatalogView {
     }
     for (const row of epochRows) this.persisted.add(row.id);
     this.lastMeta = metaKey;
-    for (const id of this.dirtySlabs) src.registry.get(id)?.markCommitted();
+    for (const id of this.dirtySlabs) {
+      const slab = src.registry.get(id);
+      if (slab !== undefined) src.slabCommitted(slab);
+    }
     this.dirtySlabs.clear();
     this.dirtyZones.clear();
     this.dirtyEpochs.clear();

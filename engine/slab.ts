@@ -84,6 +84,8 @@ export class Slab {
    * device may take the moved image for the slab's newest (test/sim/replays/recover-prefers-uncommitted-move.json).
    */
   private pendingFrees: Uint32Array | undefined;
+  /** Slots in `pendingFrees`. */
+  private pendingCount = 0;
 
   constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number) {
     this.id = id;
@@ -153,12 +155,21 @@ export class Slab {
     assert(slot < this.slotCount && this.isLive(slot), 'free of a live slot');
     this.live[slot >>> 5]! &= ~(1 << (slot & 31));
     this.liveCount--;
-    if (this.state === SlabState.SEALED) (this.pendingFrees ??= new Uint32Array(BITMAP_WORDS))[slot >>> 5]! |= 1 << (slot & 31);
+    if (this.state === SlabState.SEALED) {
+      (this.pendingFrees ??= new Uint32Array(BITMAP_WORDS))[slot >>> 5]! |= 1 << (slot & 31);
+      this.pendingCount++;
+    }
+  }
+
+  /** Slots a move would write now: the live ones and those freed since the last commit. */
+  get keepCount(): number {
+    return this.liveCount + this.pendingCount;
   }
 
   /** The catalog now records this slab as it is: its frees so far are durable. */
   markCommitted(): void {
     this.pendingFrees = undefined;
+    this.pendingCount = 0;
   }
 
   /** OPEN only: a copy of the slot's payload (the caller may keep or change it). */

@@ -230,6 +230,7 @@ export class Store implements Disposable, DomainHost {
       nextEpochId: () => self.nextEpochId,
       sealSequence: () => self.sealSequence,
       counters: () => self.savedCounters(),
+      slabCommitted: (slab) => self.zones.slabCommitted(slab),
     });
     const gcOptions = checkGcOptions(gc);
     if (readOnly) {
@@ -495,7 +496,8 @@ export class Store implements Disposable, DomainHost {
   }
 
   /**
-   * Runs zone garbage collection now (engine/gc.ts): collects the zones worth collecting
+   * Runs zone garbage collection now (engine/gc.ts): commits what is pending (frees become
+   * durable, as at a flush, without sealing partial slabs), then collects the zones worth collecting
    * (those that give back GC_MIN_GAIN_FRACTION of a zone, at least), within the budget, and commits what it moved.
    * Handles do not change. Works with `gc: false` too (then only when called).
    */
@@ -507,6 +509,9 @@ export class Store implements Disposable, DomainHost {
       { zones: this.zones, counters: this.storeCounters, collectable: (e) => this.epochs.get(e)?.ephemeral === false, relocate: (slab) => this.relocate(slab), commit: () => this.commitAll() },
       { spaceAmplification: Infinity, stepBytes: 0, idleMs: 0 },
     ));
+    // Frees so far made durable first: until then a move keeps their slots (engine/slab.ts
+    // pendingFrees), so they would give nothing back.
+    this.commitAll();
     const result = collector.step({ maxBytes, maxMs, urgent: false, commitAtEnd: true, reportMore: true });
     return result;
   }
@@ -715,14 +720,26 @@ export class Store implements Disposable, DomainHost {
     return image.length;
   }
 
-  /** The idle timer: a GC step when nothing was put or freed since the last tick. */
+  /**
+   * The idle timer: when nothing was put or freed since the last tick, the frees so far are
+   * committed (so zone GC can count them as gain) and a GC step runs.
+   */
   private onIdle(): void {
-    if (this.closed) return;
+    if (this.closed || this.collector === undefined) return;
     if (this.busy) {
       this.busy = false;
       return;
     }
-    this.collector?.background(Infinity, GC_IDLE_STEP_MS, true);
+    if (this.writer.pending) {
+      try {
+        this.commitAll();
+      } catch (err) {
+        if (!(err instanceof ZnsSlabError)) throw err;
+        this.storeCounters.gcStepFailures++;
+        return;
+      }
+    }
+    this.collector.background(Infinity, GC_IDLE_STEP_MS, true);
   }
 
   private onSlabEmpty(slab: Slab): void {

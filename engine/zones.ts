@@ -309,7 +309,7 @@ export class ZoneManager {
     assert(slab.state === SlabState.SEALED && zone.owner === slab.epoch, `slab ${slab.id} placed in zone ${zone.index} of its epoch`);
     zone.slabs.add(slab);
     zone.liveBytes += slab.liveCount * slab.cls.stride;
-    zone.packedBytes += this.packed(slab.liveCount, slab);
+    zone.packedBytes += this.packed(slab);
     this.liveTotal += slab.liveCount * slab.cls.stride;
   }
 
@@ -317,7 +317,7 @@ export class ZoneManager {
   slotFreed(slab: Slab): void {
     const zone = this.zones[slab.zone]!;
     zone.liveBytes -= slab.cls.stride;
-    zone.packedBytes += this.packed(slab.liveCount, slab) - this.packed(slab.liveCount + 1, slab);
+    // (What a move costs stays: a slot freed since the last commit is still moved; slabCommitted.)
     this.liveTotal -= slab.cls.stride;
   }
 
@@ -326,13 +326,28 @@ export class ZoneManager {
     const zone = this.zones[slab.zone]!;
     assert(zone.slabs.delete(slab), `slab ${slab.id} is in zone ${zone.index}`);
     zone.liveBytes -= slab.liveCount * slab.cls.stride;
-    zone.packedBytes -= this.packed(slab.liveCount, slab);
+    zone.packedBytes -= this.packed(slab);
     this.liveTotal -= slab.liveCount * slab.cls.stride;
   }
 
-  /** Bytes a slab with `live` live slots takes packed (none when it has none: it is dropped, not moved). */
-  private packed(live: number, slab: Slab): number {
-    return live === 0 ? 0 : sealedBytes(live, slab.cls.stride, this.device.geometry.logicalBlockSize);
+  /**
+   * The catalog committed `slab` as memory has it: the slots freed before are durably free, so
+   * a move no longer writes them (engine/slab.ts pendingFrees), and the zone's cost drops.
+   */
+  slabCommitted(slab: Slab): void {
+    const zone = slab.state === SlabState.SEALED ? this.zones[slab.zone] : undefined;
+    if (zone === undefined || !zone.slabs.has(slab)) {
+      slab.markCommitted();
+      return;
+    }
+    zone.packedBytes -= this.packed(slab);
+    slab.markCommitted();
+    zone.packedBytes += this.packed(slab);
+  }
+
+  /** Bytes a move of `slab` writes now (its live slots and those freed since the last commit). */
+  private packed(slab: Slab): number {
+    return slab.keepCount === 0 ? 0 : sealedBytes(slab.keepCount, slab.cls.stride, this.device.geometry.logicalBlockSize);
   }
 
   /** The zones `epoch` owns (live view; do not change it). */
@@ -355,7 +370,7 @@ export class ZoneManager {
       let live = 0;
       let packed = 0;
       for (const slab of zone.slabs) {
-        packed += this.packed(slab.liveCount, slab);
+        packed += this.packed(slab);
         assert(slab.state === SlabState.SEALED && slab.zone === zone.index, `zone ${zone.index} lists slab ${slab.id}, which is elsewhere`);
         assert(slab.epoch === zone.owner, `zone ${zone.index} of epoch ${zone.owner} holds slab ${slab.id} of epoch ${slab.epoch}`);
         assert(slab.offset + slab.length <= zone.written, `slab ${slab.id} ends inside what zone ${zone.index} has written`);
