@@ -15,15 +15,14 @@
  *
  * Each store seed runs one geometry (seed % 3) and one configuration (sim/runner.ts SIM_CONFIGS:
  * zone GC off or on with which options, a classic or long-lived-epoch workload), printed with
- * the seed. A saved failure records the seed's gc options (`gc`) and the known bugs the run
- * stepped over (`tolerate`, from --tolerate), and a replay runs with them; a replay file
- * without `gc` runs with the seed's configuration.
+ * the seed. A saved failure records the seed's gc options (`gc`), and a replay runs with them;
+ * a replay file without `gc` runs with the seed's configuration.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import type { GcOptions } from '../engine/gc.js';
-import { KNOWN_BUGS, type KnownBug, type RunResult, runOps, runSeed, simConfigFor } from './runner.js';
+import { type RunResult, runOps, runSeed, simConfigFor } from './runner.js';
 import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
@@ -44,7 +43,6 @@ interface Args {
   faults: boolean;
   replay?: string;
   shrinkMs: number;
-  tolerate: KnownBug[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -56,7 +54,6 @@ function parseArgs(argv: string[]): Args {
   let replay: string | undefined;
   let shrinkMs = 120_000;
   let soak = false;
-  const tolerate: KnownBug[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -71,11 +68,6 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--replay') replay = value();
     else if (a === '--shrink-ms') shrinkMs = Number(value());
     else if (a === '--soak') soak = true;
-    else if (a === '--tolerate') {
-      const bug = value() as KnownBug;
-      if (!KNOWN_BUGS.includes(bug)) throw new RangeError(`--tolerate takes one of ${KNOWN_BUGS.join(', ')}`);
-      tolerate.push(bug);
-    }
     else if (a === '--cache') which = 'cache';
     else if (a === '--no-cache') which = 'engine';
     else if (a === '--help' || a === '-h') {
@@ -100,7 +92,7 @@ function parseArgs(argv: string[]): Args {
   } else if (which === 'both' && seed === undefined && !soak) {
     cacheSeeds = [...CACHE_CI_SEEDS, Math.floor(Math.random() * 1_000_000_000)];
   }
-  return { seeds, cacheSeeds, ops: ops ?? CI_OPS, cacheOps: ops ?? CACHE_CI_OPS, faults, ...(replay ? { replay } : {}), shrinkMs, tolerate };
+  return { seeds, cacheSeeds, ops: ops ?? CI_OPS, cacheOps: ops ?? CACHE_CI_OPS, faults, ...(replay ? { replay } : {}), shrinkMs };
 }
 
 const HELP = `npm run sim -- [options]
@@ -112,45 +104,43 @@ const HELP = `npm run sim -- [options]
   --replay FILE   run a saved failure (sim-failures/seed-N.json, test/sim/replays/*.json)
   --shrink-ms MS  time to shrink a failure (default 120000)
   --cache         the cache's simulator only; --no-cache the store's only
-  --tolerate BUG  count a known engine bug and go on instead of failing (${KNOWN_BUGS.join(', ')}; see sim/runner.ts)
 Store seeds: geometry seed % 3, configuration (zone GC options, workload) floor(seed / 3) % 5.
 `;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay !== undefined) {
-    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; tolerate?: KnownBug[]; ops: Op[] };
+    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; ops: Op[] };
     const result =
       saved.kind === 'cache'
         ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults })
-        : await runOps(saved.seed, saved.ops, { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), tolerate: [...(saved.tolerate ?? []), ...args.tolerate] });
+        : await runOps(saved.seed, saved.ops, saved.gc !== undefined ? { gc: saved.gc } : {});
     process.stdout.write(JSON.stringify({ replay: args.replay, seed: saved.seed, result }, null, 2) + '\n');
     if (result.failure) process.stderr.write(`still fails at step ${result.failure.step}: ${result.failure.message}\n`);
     else process.stderr.write('passes now\n');
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, knownBugHits: 0, failures: 0 };
+  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
-    const { result, ops } = await runSeed(seed, args.ops, { faults: args.faults, tolerate: args.tolerate });
+    const { result, ops } = await runSeed(seed, args.ops, { faults: args.faults });
     add(totals, result);
     process.stderr.write(
       `seed ${seed} (${simConfigFor(seed).name}): ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ` +
         `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ` +
-        (Object.keys(result.knownBugHits).length > 0 ? `known bugs met: ${JSON.stringify(result.knownBugHits)}; ` : '') +
         `${Date.now() - t0} ms` +
         (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
     );
     if (result.failure) {
       process.stderr.write(`shrinking (up to ${args.shrinkMs} ms)...\n`);
       const kind = failureKind(result.failure.message);
-      const small = await shrink(seed, ops, args.shrinkMs, (n) => process.stderr.write(`  ${n} ops still fail\n`), { tolerate: args.tolerate }, (m) => failureKind(m) === kind);
+      const small = await shrink(seed, ops, args.shrinkMs, (n) => process.stderr.write(`  ${n} ops still fail\n`), {}, (m) => failureKind(m) === kind);
       const dir = path.resolve('sim-failures');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `seed-${seed}.json`);
-      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, ...(args.tolerate.length > 0 ? { tolerate: args.tolerate } : {}), failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
       process.stderr.write(
         `seed ${seed} fails with ${small.ops.length} ops (${small.trials} trials): ${small.result.failure?.message}\n` +
           `  replay: npm run sim -- --replay ${path.relative(process.cwd(), file)}   (or --seed ${seed} --ops ${args.ops})\n`,
@@ -167,7 +157,6 @@ async function main(): Promise<number> {
       `sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs, ` +
         `gc: ${totals.gcOps} calls, ${totals.churns} churns, ${totals.gcZonesCollected} zones collected, ${totals.gcSlabsMoved} slabs moved, ` +
         `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}` +
-        (totals.knownBugHits > 0 ? `, ${totals.knownBugHits} known-bug hits tolerated` : '') +
         `: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`,
     );
   }
@@ -276,7 +265,6 @@ interface Totals {
   gcStepFailures: number;
   crashesInGcOps: Record<string, number>;
   faultsInGcOps: number;
-  knownBugHits: number;
   failures: number;
 }
 
@@ -287,7 +275,6 @@ function add(t: Totals, r: RunResult): void {
   t.gcSlabsMoved += r.gcSlabsMoved;
   t.gcBytesMoved += r.gcBytesMoved;
   t.gcStepFailures += r.gcStepFailures;
-  for (const n of Object.values(r.knownBugHits)) t.knownBugHits += n ?? 0;
   for (const [where, n] of Object.entries(r.crashesInGcOps)) t.crashesInGcOps[where] = (t.crashesInGcOps[where] ?? 0) + n;
   t.faultsInGcOps += r.faultsInGcOps;
   t.recoveries += r.recoveries;

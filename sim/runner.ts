@@ -56,24 +56,6 @@ export function simConfigFor(seed: number): SimConfig {
   return SIM_CONFIGS[Math.floor(seed / SIM_GEOMETRIES.length) % SIM_CONFIGS.length]!;
 }
 
-/**
- * Open engine bugs the simulator has found that a run may be told to step over
- * (RunOptions.tolerate, `npm run sim -- --tolerate <bug>`): counted instead of failing the run,
- * so a long run goes on to find others. Each has a replay in test/sim/replays/ marked
- * `knownBug`, which must still fail until the bug is fixed; then its entry goes from here.
- * - 'empty-head-active-limit': a head zone whose first write failed stays EMPTY and uncounted
- *   in the active limit; another zone takes the last active slot, and every write to the head
- *   fails with ERR_ZONE_ACTIVE_LIMIT (empty-head-passes-active-limit.json). Tolerated: that
- *   code is taken like an injected fault's.
- * - 'recover-prefers-uncommitted-move': recover takes a zone GC move that was never committed
- *   (a crash before GC's commit) over the committed image of the same generation, and loses
- *   the objects whose frees the crash undid (recover-prefers-uncommitted-move.json). Tolerated:
- *   after a recover such an object may be gone (it must still never read other bytes).
- * (A bug that leaves a store that will not open cannot be stepped over: recover-misses-torn-tail.json.)
- */
-export type KnownBug = 'empty-head-active-limit' | 'recover-prefers-uncommitted-move';
-export const KNOWN_BUGS: readonly KnownBug[] = ['empty-head-active-limit', 'recover-prefers-uncommitted-move'];
-
 /** A gc op without a budget still stops here: moving more than this many device capacities in one call is a livelock. */
 const UNBOUNDED_GC_DEVICE_PASSES = 3;
 
@@ -135,15 +117,13 @@ export interface RunResult {
   crashesInGcOps: Record<string, number>;
   /** Injected faults that fired inside a gc op. */
   faultsInGcOps: number;
-  /** Known engine bugs met and stepped over (RunOptions.tolerate). */
-  knownBugHits: Partial<Record<KnownBug, number>>;
   failure?: { step: number; message: string };
 }
 
 function emptyResult(): RunResult {
   return {
     ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
-    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0, knownBugHits: {},
+    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
   };
 }
 
@@ -157,8 +137,6 @@ export interface RunOptions {
   faults?: boolean;
   /** Zone GC options for the store (a replay's); default: the seed's (simConfigFor). */
   gc?: GcOptions | false;
-  /** Known engine bugs to count and step over instead of failing (KNOWN_BUGS). */
-  tolerate?: readonly KnownBug[];
   /** Called every `every` operations with the step number. */
   progress?: (step: number) => void;
 }
@@ -200,10 +178,7 @@ class Sim {
   /** Faults injected before the op running. */
   private faultsBeforeOp = 0;
 
-  private readonly tolerate: ReadonlySet<KnownBug>;
-
-  constructor(dir: string, seed: number, gc: GcOptions | false | undefined, tolerate: readonly KnownBug[] = []) {
-    this.tolerate = new Set(tolerate);
+  constructor(dir: string, seed: number, gc: GcOptions | false | undefined) {
     this.storeDir = path.join(dir, 'store');
     this.deviceDir = path.join(dir, 'device');
     this.geometry = SIM_GEOMETRIES[seed % SIM_GEOMETRIES.length]!;
@@ -229,11 +204,6 @@ class Sim {
     throw new SimFailure(message, this.step);
   }
 
-  /** A known engine bug: a failure, or counted and stepped over when the run tolerates it. */
-  private knownBug(bug: KnownBug, message: string): void {
-    if (!this.tolerate.has(bug)) this.fail(message);
-    this.result.knownBugHits[bug] = (this.result.knownBugHits[bug] ?? 0) + 1;
-  }
 
   private open(): void {
     this.ctl.enabled = false;
@@ -342,10 +312,6 @@ class Sim {
       if (!(err instanceof ZnsSlabError)) this.fail(`${what} threw an uncoded error: ${describeError(err)}`);
       const faulted = this.ctl.takeFired() > 0;
       if (err.code === ErrorCode.INTERNAL) this.fail(`${what}: ${err.message}`);
-      if (err.code === ErrorCode.ZONE_ACTIVE_LIMIT && !faulted && this.tolerate.has('empty-head-active-limit')) {
-        this.knownBug('empty-head-active-limit', `${what} failed with ${err.code} (${err.message})`);
-        return { ok: false, code: err.code };
-      }
       if (!faulted && !allowed.includes(err.code)) this.fail(`${what} failed with ${err.code} (${err.message})`);
       if (faulted) this.result.faults++;
       return { ok: false, code: err.code };
@@ -771,10 +737,7 @@ class Sim {
     for (const [handle, obj] of [...this.objects]) {
       const epoch = this.epochs.get(obj.epoch);
       const mustLive = obj.durable && obj.freed === 'no' && !closedBefore.has(obj.epoch) && epoch !== undefined && !epoch.ephemeral;
-      const stepOver = mustLive && this.tolerate.has('recover-prefers-uncommitted-move');
-      const verdict = this.checkRead(handle, mustLive && !stepOver, epoch?.ephemeral === true, 'after a lost catalog and recover');
-      if (stepOver && verdict === 'dead') this.knownBug('recover-prefers-uncommitted-move', `a flushed object (${describeObj(obj)}) is gone after recover`);
-      this.settle(handle, obj, verdict, liveList);
+      this.settle(handle, obj, this.checkRead(handle, mustLive, epoch?.ephemeral === true, 'after a lost catalog and recover'), liveList);
     }
     const stillDead: bigint[] = [];
     for (const handle of this.graveyard) {
@@ -906,7 +869,7 @@ async function runWith(seed: number, options: Omit<RunOptions, 'seed'>, next: (s
   let sim: Sim | undefined;
   let step = 0;
   try {
-    sim = new Sim(dir, seed, options.gc, options.tolerate);
+    sim = new Sim(dir, seed, options.gc);
     for (let op = next(sim); op !== undefined; op = next(sim)) {
       await sim.run(op, step);
       step++;

@@ -10,22 +10,21 @@ import { describe, expect, it } from 'vitest';
 import { CI_OPS, CI_SEEDS } from '../../sim/cli.js';
 import type { GcOptions } from '../../engine/gc.js';
 import type { Op } from '../../sim/ops.js';
-import { type KnownBug, runOps, runSeed, simConfigFor } from '../../sim/runner.js';
+import { runOps, runSeed, simConfigFor } from '../../sim/runner.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const replays = fs.readdirSync(path.join(here, 'replays')).filter((f) => f.endsWith('.json'));
 
 /**
  * A saved replay: the seed (its geometry), the store's gc options (`false` for the replays
- * found before zone GC), the known bugs the run that found it stepped over, and its operations.
- * `knownBug` names an engine bug not fixed yet: the replay must still fail, with a message
- * matching `failsWith`; once it passes, drop `knownBug` and `failsWith` (and the bug's
- * tolerance below, if any), and it guards the fix like the others.
+ * found before zone GC), and its operations. A replay of a bug not fixed yet may be saved
+ * with `knownBug` (its name) and `failsWith` (a pattern of its failure message): it must then
+ * still fail that way; once the engine is fixed it passes, and dropping the two fields makes it
+ * guard the fix like the others.
  */
 interface Replay {
   seed: number;
   gc?: GcOptions | false;
-  tolerate?: KnownBug[];
   knownBug?: string;
   failsWith?: string;
   ops: Op[];
@@ -37,12 +36,12 @@ describe('saved replays of bugs the simulator found', () => {
   });
   for (const file of replays) {
     const saved = JSON.parse(fs.readFileSync(path.join(here, 'replays', file), 'utf8')) as Replay;
-    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), tolerate: saved.tolerate ?? [] };
+    const options = saved.gc !== undefined ? { gc: saved.gc } : {};
     if (saved.knownBug !== undefined) {
       it(`${file} (known engine bug ${saved.knownBug}, not fixed yet: still fails with it)`, async () => {
         expect(saved.failsWith, `${file}: a knownBug replay says what it fails with`).toBeDefined();
         const result = await runOps(saved.seed, saved.ops, options);
-        expect(result.failure?.message, 'this replay passes now: drop its knownBug and failsWith (and the bug from CI_TOLERATE)').toMatch(new RegExp(saved.failsWith!));
+        expect(result.failure?.message, 'this replay passes now: drop its knownBug and failsWith').toMatch(new RegExp(saved.failsWith!));
       });
       continue;
     }
@@ -53,12 +52,6 @@ describe('saved replays of bugs the simulator found', () => {
     });
   }
 });
-
-/**
- * Known engine bugs the CI seeds step over until they are fixed (each has a knownBug replay
- * above, which fails the suite once it passes: then remove the bug from here too).
- */
-const CI_TOLERATE: KnownBug[] = [];
 
 describe('CI seeds', () => {
   // Every fourth CI seed here; `npm run sim` runs all of them.
@@ -74,7 +67,7 @@ describe('CI seeds', () => {
   for (const seed of seeds) {
     const config = simConfigFor(seed);
     it(`seed ${seed} (${config.name}): ${CI_OPS} operations with crashes and faults, the model agrees`, async () => {
-      const { result } = await runSeed(seed, CI_OPS, { tolerate: CI_TOLERATE });
+      const { result } = await runSeed(seed, CI_OPS);
       expect(result.failure).toBeUndefined();
       expect(result.ops).toBe(CI_OPS);
       expect(result.crashes).toBeGreaterThan(0);
