@@ -19,7 +19,8 @@
  * is reset only after the commit); after it, at the new ones, flushed before the commit. Either
  * way every object is read from exactly one place.
  *
- * When it runs: when the store holds more than `spaceAmplification` times its live bytes, or
+ * When it runs: when the store holds more than `spaceAmplification` times what its live slabs
+ * take packed, or
  * free zones run low, each slab a put seals lets GC move `stepBytes`, one slab per put over the
  * puts that follow (no put waits for more than one slab's move, and a commit every
  * GC_COMMIT_BATCH_ZONES collected zones); on `flush` (a step of `stepBytes`); on an idle
@@ -61,9 +62,10 @@ export const GC_IDLE_STEP_MS = 10;
 
 export interface GcOptions {
   /**
-   * Collect while the device bytes the store holds are more than this many times the bytes of
-   * its live objects (slots, as stored). Default 1.25; at least 1.1. Lower holds less disk and
-   * writes more (docs/BENCHMARKS.md, zone GC under churn, has the trade measured).
+   * Collect while the device bytes the store holds are more than this many times what its live
+   * objects would take packed (their slots, with slab headers and block padding). Default 1.25;
+   * at least 1.1. Lower holds less disk and writes more (docs/BENCHMARKS.md, zone GC under
+   * churn, has the trade measured).
    */
   spaceAmplification?: number;
   /**
@@ -172,17 +174,21 @@ export class ZoneGc {
 
   /**
    * Whether GC should run now: 'urgent' when free zones are at the reserve, 'yes' when they are
-   * low or the store holds more than `spaceAmplification` x its live bytes, else 'no'.
+   * low or the store holds more than `spaceAmplification` x what its live slabs take packed, else 'no'.
    */
   wanted(): 'no' | 'yes' | 'urgent' {
     const zones = this.#host.zones;
     const free = zones.freeZoneCount();
     if (free <= zones.reserveZones) return 'urgent';
-    // Zones already collected and waiting for the commit that resets them do not count.
-    const dead = zones.bytesWritten - zones.bytesAwaitingReset - zones.bytesLive;
-    if (dead < GC_MIN_DEAD_ZONES * zones.zoneCapacity) return 'no';
+    // Held: written bytes, less zones already collected and waiting for the commit that resets
+    // them. Needed: what the live slabs take packed, the least GC can hold them in (headers and
+    // block padding included: a target below it would keep GC running for nothing; found by
+    // the crash loop's churn writer, which flushes often and so seals many small slabs).
+    const held = zones.bytesWritten - zones.bytesAwaitingReset;
+    const needed = zones.bytesPackedLive;
+    if (held - needed < GC_MIN_DEAD_ZONES * zones.zoneCapacity) return 'no';
     if (free <= zones.reserveZones + GC_LOW_FREE_ZONES) return 'yes';
-    return zones.bytesWritten - zones.bytesAwaitingReset > this.options.spaceAmplification * zones.bytesLive ? 'yes' : 'no';
+    return held > this.options.spaceAmplification * needed ? 'yes' : 'no';
   }
 
   /**

@@ -95,6 +95,10 @@ export class ZoneManager {
   private liveTotal = 0;
   /** Bytes written in zones let go and not reset yet (they wait for a commit). */
   private awaitingResetTotal = 0;
+  /** The sum of `packedBytes`: what a move of every live slab would write now. */
+  private packedTotal = 0;
+  /** What the live slots alone would take packed (frees counted at once): the least GC can reach. */
+  private packedLiveTotal = 0;
   /**
    * Free zones the user stream may not take (zone GC's working room: it needs a zone to move
    * slabs into before it can reset one). 0 when GC is off. The Store sets it.
@@ -245,6 +249,8 @@ export class ZoneManager {
     zone.slabs.clear();
     this.liveTotal -= zone.liveBytes;
     zone.liveBytes = 0;
+    this.packedTotal -= zone.packedBytes;
+    for (const slab of zone.slabs) this.packedLiveTotal -= this.packedLive(slab.liveCount, slab);
     zone.packedBytes = 0;
     zone.needsReset = true;
     this.awaitingResetTotal += zone.written;
@@ -291,6 +297,11 @@ export class ZoneManager {
     return this.liveTotal;
   }
 
+  /** What the live slots of every sealed slab take packed (headers, block padding): the least GC can hold them in. */
+  get bytesPackedLive(): number {
+    return this.packedLiveTotal;
+  }
+
   /** Bytes of `bytesWritten` in zones let go that wait for the next commit to be reset. */
   get bytesAwaitingReset(): number {
     return this.awaitingResetTotal;
@@ -310,6 +321,8 @@ export class ZoneManager {
     zone.slabs.add(slab);
     zone.liveBytes += slab.liveCount * slab.cls.stride;
     zone.packedBytes += this.packed(slab);
+    this.packedTotal += this.packed(slab);
+    this.packedLiveTotal += this.packedLive(slab.liveCount, slab);
     this.liveTotal += slab.liveCount * slab.cls.stride;
   }
 
@@ -318,6 +331,7 @@ export class ZoneManager {
     const zone = this.zones[slab.zone]!;
     zone.liveBytes -= slab.cls.stride;
     // (What a move costs stays: a slot freed since the last commit is still moved; slabCommitted.)
+    this.packedLiveTotal += this.packedLive(slab.liveCount, slab) - this.packedLive(slab.liveCount + 1, slab);
     this.liveTotal -= slab.cls.stride;
   }
 
@@ -327,6 +341,8 @@ export class ZoneManager {
     assert(zone.slabs.delete(slab), `slab ${slab.id} is in zone ${zone.index}`);
     zone.liveBytes -= slab.liveCount * slab.cls.stride;
     zone.packedBytes -= this.packed(slab);
+    this.packedTotal -= this.packed(slab);
+    this.packedLiveTotal -= this.packedLive(slab.liveCount, slab);
     this.liveTotal -= slab.liveCount * slab.cls.stride;
   }
 
@@ -340,9 +356,15 @@ export class ZoneManager {
       slab.markCommitted();
       return;
     }
-    zone.packedBytes -= this.packed(slab);
+    const before = this.packed(slab);
     slab.markCommitted();
-    zone.packedBytes += this.packed(slab);
+    const after = this.packed(slab);
+    zone.packedBytes += after - before;
+    this.packedTotal += after - before;
+  }
+
+  private packedLive(live: number, slab: Slab): number {
+    return live === 0 ? 0 : sealedBytes(live, slab.cls.stride, this.device.geometry.logicalBlockSize);
   }
 
   /** Bytes a move of `slab` writes now (its live slots and those freed since the last commit). */
@@ -362,6 +384,8 @@ export class ZoneManager {
     let writtenTotal = 0;
     let liveTotal = 0;
     let awaiting = 0;
+    let packedTotal = 0;
+    let packedLiveTotal = 0;
     const free = new Set(this.free);
     for (const zone of this.zones) {
       writtenTotal += zone.written;
@@ -371,6 +395,7 @@ export class ZoneManager {
       let packed = 0;
       for (const slab of zone.slabs) {
         packed += this.packed(slab);
+        packedLiveTotal += this.packedLive(slab.liveCount, slab);
         assert(slab.state === SlabState.SEALED && slab.zone === zone.index, `zone ${zone.index} lists slab ${slab.id}, which is elsewhere`);
         assert(slab.epoch === zone.owner, `zone ${zone.index} of epoch ${zone.owner} holds slab ${slab.id} of epoch ${slab.epoch}`);
         assert(slab.offset + slab.length <= zone.written, `slab ${slab.id} ends inside what zone ${zone.index} has written`);
@@ -378,6 +403,7 @@ export class ZoneManager {
       }
       assert(live === zone.liveBytes, `zone ${zone.index}: ${zone.liveBytes} live bytes counted, ${live} recounted`);
       assert(packed === zone.packedBytes, `zone ${zone.index}: ${zone.packedBytes} packed bytes counted, ${packed} recounted`);
+      packedTotal += packed;
       if (zone.owner !== NO_OWNER) assert(this.owned.get(zone.owner)?.has(zone.index), `zone ${zone.index} is in epoch ${zone.owner}'s set`);
       if (free.has(zone.index)) assert(zone.owner === NO_OWNER && zone.written === 0 && !zone.needsReset, `free zone ${zone.index} is empty and unowned`);
       if (zone.active) active++;
@@ -397,6 +423,8 @@ export class ZoneManager {
     for (const [epoch, index] of this.gcHeads) assert(this.heads.get(epoch) !== index, `zone ${index} is both heads of epoch ${epoch}`);
     assert(writtenTotal === this.writtenTotal, `${this.writtenTotal} bytes written counted, ${writtenTotal} recounted`);
     assert(liveTotal === this.liveTotal, `${this.liveTotal} live bytes counted, ${liveTotal} recounted`);
+    assert(packedTotal === this.packedTotal, `${this.packedTotal} packed bytes counted, ${packedTotal} recounted`);
+    assert(packedLiveTotal === this.packedLiveTotal, `${this.packedLiveTotal} packed live bytes counted, ${packedLiveTotal} recounted`);
     assert(awaiting === this.awaitingResetTotal, `${this.awaitingResetTotal} bytes awaiting reset counted, ${awaiting} recounted`);
     assert(active === this.activeCount, `${this.activeCount} active zones counted, ${active} recounted`);
     this.assertLimits();
