@@ -210,20 +210,7 @@ export class Slab {
       place++;
     }
     const bitmap = new Uint8Array(keep.buffer);
-    writeSlabHeader(image, {
-      storeId: stamp.storeId,
-      slabId: this.id,
-      generation: this.generation,
-      epoch: this.epoch,
-      sealSequence: stamp.sealSequence,
-      commitSequence: stamp.commitSequence,
-      sizeClass: this.cls.index,
-      slotCount: this.slotCount,
-      imageBytes: bytes,
-      live: bitmap,
-      ephemeral: stamp.ephemeral,
-      packed: true,
-    });
+    this.writeHeader(image, stamp, bytes, bitmap, true);
     writeSlabTrailer(image);
     return { image, bitmap };
   }
@@ -245,20 +232,8 @@ export class Slab {
     if (used > this.buffer.length) this.grow(used);
     const buf = this.buffer!;
     buf.fill(0, end, used);
-    writeSlabHeader(buf, {
-      storeId: stamp.storeId,
-      slabId: this.id,
-      generation: this.generation,
-      epoch: this.epoch,
-      sealSequence: stamp.sealSequence,
-      commitSequence: stamp.commitSequence,
-      sizeClass: this.cls.index,
-      slotCount: this.slotCount,
-      imageBytes: used,
-      live: new Uint8Array(this.live.buffer, this.live.byteOffset, this.live.byteLength), // a view: the header copies it
-      ephemeral: stamp.ephemeral,
-      packed: false,
-    });
+    // The live bitmap as a view: the header copies it.
+    this.writeHeader(buf, stamp, used, new Uint8Array(this.live.buffer, this.live.byteOffset, this.live.byteLength), false);
     const image = buf.subarray(0, used);
     writeSlabTrailer(image);
     return image;
@@ -292,6 +267,24 @@ export class Slab {
     let n = 0;
     for (let slot = 0; slot < this.slotCount; slot++) if (this.isLive(slot)) n++;
     this.liveCount = n;
+  }
+
+  /** The image header of this slab: `live` says which slots the image holds (all of them at `packed` false). */
+  private writeHeader(image: Buffer, stamp: SealStamp, imageBytes: number, live: Uint8Array, packed: boolean): void {
+    writeSlabHeader(image, {
+      storeId: stamp.storeId,
+      slabId: this.id,
+      generation: this.generation,
+      epoch: this.epoch,
+      sealSequence: stamp.sealSequence,
+      commitSequence: stamp.commitSequence,
+      sizeClass: this.cls.index,
+      slotCount: this.slotCount,
+      imageBytes,
+      live,
+      ephemeral: stamp.ephemeral,
+      packed,
+    });
   }
 
   private setPacked(bitmap: Uint8Array): void {

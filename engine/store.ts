@@ -239,16 +239,7 @@ export class Store implements Disposable, DomainHost {
     }
     if (gcOptions !== undefined) {
       this.zones.reserveZones = GC_RESERVE_ZONES;
-      this.collector = new ZoneGc(
-        {
-          zones: this.zones,
-          counters: this.storeCounters,
-          collectable: (epoch) => self.epochs.get(epoch)?.ephemeral === false,
-          relocate: (slab) => self.relocate(slab),
-          commit: () => self.commitAll(),
-        },
-        gcOptions,
-      );
+      this.collector = this.newCollector(gcOptions);
       if (gcOptions.idleMs > 0) {
         this.idleTimer = setInterval(() => self.onIdle(), gcOptions.idleMs);
         this.idleTimer.unref();
@@ -505,10 +496,7 @@ export class Store implements Disposable, DomainHost {
     this.checkWritable();
     const maxBytes = checkBudget(options, 'maxBytes');
     const maxMs = checkBudget(options, 'maxMs');
-    const collector = this.collector ?? (this.manualCollector ??= new ZoneGc(
-      { zones: this.zones, counters: this.storeCounters, collectable: (e) => this.epochs.get(e)?.ephemeral === false, relocate: (slab) => this.relocate(slab), commit: () => this.commitAll() },
-      { spaceAmplification: Infinity, stepBytes: 0, idleMs: 0 },
-    ));
+    const collector = this.collector ?? (this.manualCollector ??= this.newCollector({ spaceAmplification: Infinity, stepBytes: 0, idleMs: 0 }));
     // Frees so far made durable first: until then a move keeps their slots (engine/slab.ts
     // pendingFrees), so they would give nothing back.
     this.commitAll();
@@ -689,6 +677,20 @@ export class Store implements Disposable, DomainHost {
     this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsSealed++;
     this.collector?.sealed();
+  }
+
+  /** Zone GC over this store's zones (engine/gc.ts is the policy; the moves and commits are here). */
+  private newCollector(options: Required<GcOptions>): ZoneGc {
+    return new ZoneGc(
+      {
+        zones: this.zones,
+        counters: this.storeCounters,
+        collectable: (epoch) => this.epochs.get(epoch)?.ephemeral === false,
+        relocate: (slab) => this.relocate(slab),
+        commit: () => this.commitAll(),
+      },
+      options,
+    );
   }
 
   /**
