@@ -60,6 +60,7 @@ import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
 import { openCache, type Cache } from '../index.js';
 import { diskUsage } from '../tools/diskUsage.js';
+import { rng } from './rng.js';
 
 // ----- configuration -----------------------------------------------------------------------
 
@@ -110,19 +111,6 @@ function gc(): void {
     g();
     g();
   }
-}
-
-/** A deterministic random sequence (xorshift32), so every peer and every run sees the same operations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
 }
 
 function round3(x: number): number {

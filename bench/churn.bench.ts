@@ -41,6 +41,7 @@ import Database from 'better-sqlite3';
 import { open as openLmdb } from 'lmdb';
 import { openStore, type Store } from '../engine/store.js';
 import { diskUsage } from '../tools/diskUsage.js';
+import { rng } from './rng.js';
 
 // ----- configuration -----------------------------------------------------------------------
 
@@ -112,19 +113,6 @@ function gc(): boolean {
   g();
   g();
   return true;
-}
-
-/** A deterministic random sequence (xorshift32), so every engine sees the same operations. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
 }
 
 function r3(x: number): number {

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Bench, hrtimeNow, type Task } from 'tinybench';
 import { openStore, type Store } from '../engine/store.js';
+import { rng } from './rng.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -51,19 +52,6 @@ function bench(): Bench {
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
-}
-
-/** A deterministic random sequence, so runs are comparable. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
 }
 
 function latencySuite(store: Store, dir: string, size: number): Record<string, Distribution> {
