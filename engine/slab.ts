@@ -172,11 +172,20 @@ export class Slab {
     this.pendingCount = 0;
   }
 
-  /** OPEN only: a copy of the slot's payload (the caller may keep or change it). */
+  /** A copy of the slot's payload from `buffer` (OPEN, or SEALED with its write in flight). */
   readFromMemory(slot: number): Buffer {
     assert(this.buffer !== undefined, 'slab has its buffer');
-    const at = SLAB_HEADER_BYTES + slot * this.cls.stride;
+    const at = this.memorySlotOffset(slot);
     return decodeSlot(this.buffer.subarray(at, at + this.cls.stride), this.storeTag, this.id, this.generation, slot, this.cls);
+  }
+
+  /**
+   * Where a slot's bytes sit in `buffer`: an OPEN slab's, or a SEALED one whose image is still
+   * in memory because its device write is in flight (a packed image too, by `positions`).
+   */
+  memorySlotOffset(slot: number): number {
+    const place = this.positions === undefined ? slot : this.positions[slot]!;
+    return SLAB_HEADER_BYTES + place * this.cls.stride;
   }
 
   /** Device offset of a slot relative to the zone start. SEALED only. */
