@@ -75,6 +75,8 @@ export const ErrorCode = {
   VALUE_ENCODING: 'ERR_VALUE_ENCODING',
   /** An internal invariant failed: a bug in zns-slab. Please report it with the message. */
   INTERNAL: 'ERR_INTERNAL',
+  /** Direct I/O (O_DIRECT) was asked for and the filesystem under an emulated device refuses it: open without `direct`. */
+  DIRECT_IO_UNSUPPORTED: 'ERR_DIRECT_IO_UNSUPPORTED',
   /** libzbd (or another native piece) is not installed or cannot be loaded. */
   NATIVE_UNAVAILABLE: 'ERR_NATIVE_UNAVAILABLE',
 } as const;

@@ -74,7 +74,8 @@ export interface GlobalStats {
   version: number;
   takenAt: string;
   store: string;
-  device: { kind: string; path: string; geometry: DeviceGeometry };
+  /** `direct`: the device's I/O skips the page cache (O_DIRECT): always for a real device, on request for the emulated one. */
+  device: { kind: string; path: string; geometry: DeviceGeometry; direct: boolean };
   epochCurrent: number;
   counters: ClassCounters & StoreCounters & { slabsAllocated: number };
   derived: {
@@ -266,7 +267,7 @@ export function globalStats(src: StatsSource): GlobalStats {
     version: SLAB_STATS_VERSION,
     takenAt: new Date().toISOString(),
     store: src.store,
-    device: { kind: src.device.kind, path: src.device.path, geometry: { ...src.device.geometry } },
+    device: { kind: src.device.kind, path: src.device.path, geometry: { ...src.device.geometry }, direct: src.device.direct === true },
     epochCurrent: src.epochCurrent,
     counters: { ...total, ...src.storeCounters, slabsAllocated: allocated(total) },
     derived: {

@@ -66,9 +66,16 @@ export interface StoreOptions {
    * zone, no steps but explicit `store.gc()` calls), an object tunes it.
    */
   gc?: GcOptions | false;
+  /**
+   * Direct I/O: the emulated device opens its zone files with O_DIRECT, so reads and writes
+   * skip the page cache as on a real device (whose I/O is always direct: there this changes
+   * nothing). ERR_DIRECT_IO_UNSUPPORTED where the filesystem refuses O_DIRECT. With a
+   * `ZonedDevice` given as `device`, that device must already be direct.
+   */
+  direct?: boolean;
 }
 
-const STORE_OPTION_KEYS: readonly string[] = ['device', 'geometry', 'readOnly', 'salvage', 'overwriteDevice', 'gc'];
+const STORE_OPTION_KEYS: readonly string[] = ['device', 'geometry', 'readOnly', 'salvage', 'overwriteDevice', 'gc', 'direct'];
 const GEOMETRY_KEYS: readonly string[] = ['zoneCount', 'zoneSize', 'zoneCapacity', 'logicalBlockSize', 'maxOpenZones', 'maxActiveZones'];
 const DEVICE_METHODS: readonly string[] = ['reportZones', 'read', 'write', 'resetZone', 'openZone', 'closeZone', 'finishZone', 'flush', 'close'];
 /** Bytes of a store id. */
@@ -100,11 +107,14 @@ function checkStoreOptions(options: unknown): StoreOptions {
       }
     }
   }
-  for (const key of ['readOnly', 'salvage', 'overwriteDevice'] as const) {
+  for (const key of ['readOnly', 'salvage', 'overwriteDevice', 'direct'] as const) {
     if (o[key] !== undefined && typeof o[key] !== 'boolean') throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `openStore: options.${key} must be a boolean, got ${describe(o[key])}`);
   }
   checkGcOptions(o.gc);
   if (o.salvage === true && o.readOnly === false) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore: options.salvage opens read-only; it cannot go with readOnly: false');
+  if (o.direct === true && typeof d === 'object' && (d as ZonedDevice).direct !== true) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'openStore: options.direct asks for direct I/O, and the ZonedDevice given as options.device is not direct (open it with direct: true)');
+  }
   return o as StoreOptions;
 }
 
@@ -967,7 +977,7 @@ export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: {
     if (catalog.isEmpty()) {
       if (readOnly) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${dir} holds an empty catalog, not a zns-slab store`);
       const target = typeof options.device === 'string' ? options.device : defaultDevice;
-      device ??= openZonedDevice(target, { create: true, exclusive: true, ...(options.geometry ? { geometry: options.geometry } : {}) });
+      device ??= openZonedDevice(target, { create: true, exclusive: true, direct: options.direct === true, ...(options.geometry ? { geometry: options.geometry } : {}) });
       const written = deviceHoldsData(device);
       if (written > 0 || device.owner !== undefined) {
         if (options.overwriteDevice !== true) {
@@ -1015,7 +1025,7 @@ export function openStoreWith(dir: string, rawOptions: StoreOptions, internal: {
         );
       }
       const target = typeof options.device === 'string' ? options.device : path.resolve(dir, meta.devicePath);
-      device ??= openZonedDevice(target, { exclusive: !readOnly });
+      device ??= openZonedDevice(target, { exclusive: !readOnly, direct: options.direct === true });
       if (!sameGeometry(device.geometry, recorded)) {
         throw new ZnsSlabError(
           ErrorCode.GEOMETRY_MISMATCH,

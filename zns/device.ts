@@ -82,6 +82,22 @@ export interface ZonedDevice {
   reportZones(first?: number, count?: number): Zone[];
   /** Bytes [offset, offset + length); the range must lie in one zone, below its write pointer. */
   read(offset: number, length: number): Buffer;
+  /**
+   * As `read`, into `target` (its whole length), without allocating when it can: for reads
+   * into a caller's buffer. Optional: without it, callers `read` and copy.
+   */
+  readInto?(offset: number, target: Uint8Array): void;
+  /**
+   * As `read`, off the calling thread (libuv's pool), each read with a buffer of its own, so
+   * many can be in flight (a queue depth). Rejects with what `read` throws. Optional: without
+   * it, callers `read`.
+   */
+  readAsync?(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Whether I/O skips the page cache (O_DIRECT): always for a real device, on request for the
+   * emulated one. Undefined counts as false.
+   */
+  readonly direct?: boolean;
   /** Appends `data` at `offset`, which must be the zone's write pointer. Block-aligned. */
   write(offset: number, data: Uint8Array): void;
   resetZone(zone: number): void;

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crashNow, crashPoint, crashPointReached } from '../crashpoints.js';
 import { type FolderLock, lockFolder } from './lock.js';
+import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, isAligned } from './aligned.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
   type DeviceGeometry,
@@ -132,10 +133,23 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private ownerId: string | undefined;
   private floor: number | undefined;
   private lock: FolderLock | undefined;
+  /** Zone files are opened with O_DIRECT (EmulatedOpenOptions.direct): reads and writes skip the page cache. */
+  readonly direct: boolean;
+  /** Direct mode: buffers, offsets and lengths are aligned to this (the block size, at least a page). */
+  private readonly align: number;
+  private readonly bounce: BounceBuffer;
+  /** fd -> readAsync calls in flight on it: such an fd is not closed under them. */
+  private readonly pins = new Map<number, number>();
+  /** fds let go (cache eviction, reset, close) while pinned: the last read to end closes them. */
+  private readonly unpinnedClose = new Set<number>();
 
   /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
-  constructor(dir: string, meta: DeviceMeta, lock?: FolderLock) {
+  constructor(dir: string, meta: DeviceMeta, lock?: FolderLock, options: { direct?: boolean } = {}) {
     this.path = dir;
+    this.direct = options.direct === true;
+    this.align = Math.max(meta.geometry.logicalBlockSize, DIRECT_IO_MIN_ALIGN);
+    this.bounce = new BounceBuffer(this.align);
+    if (this.direct) probeDirect(dir);
     this.ownerId = meta.owner;
     this.floor = meta.generationFloor;
     this.lock = lock;
@@ -211,7 +225,99 @@ export class EmulatedZonedDevice implements ZonedDevice {
   }
 
   read(offset: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.readInto(offset, out);
+    return out;
+  }
+
+  /**
+   * Reads `target.byteLength` bytes at `offset` into `target`, with no allocation: straight
+   * into it, or in direct mode through the aligned bounce buffer when the target, offset or
+   * length is not aligned.
+   */
+  readInto(offset: number, target: Uint8Array): void {
     this.checkOpen();
+    if (!(target instanceof Uint8Array)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'readInto: target must be a Uint8Array or Buffer');
+    const length = target.byteLength;
+    const { zone, within, fromFile } = this.checkRead(offset, length);
+    // A finished zone reads back zeroes past its written bytes, as the kernel returns.
+    if (fromFile < length) target.fill(0, fromFile);
+    if (fromFile === 0) return;
+    const what = `read in zone ${zone}`;
+    if (!this.direct) {
+      const n = readFully(this.fd(zone), target, 0, fromFile, within, what);
+      if (n !== fromFile) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${n} of ${fromFile} bytes`);
+      return;
+    }
+    const from = within - (within % this.align);
+    const to = Math.ceil((within + fromFile) / this.align) * this.align;
+    const straight = from === within && to === within + fromFile && isAligned(target, this.align);
+    const buf = straight ? target : this.bounce.get(to - from);
+    // Past the file's end (the write pointer) a direct read stops short: enough is what we asked for.
+    const n = readFully(this.fd(zone), buf, 0, to - from, from, what);
+    if (n < within + fromFile - from) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${n - (within - from)} of ${fromFile} bytes`);
+    if (!straight) target.set(buf.subarray(within - from, within - from + fromFile));
+  }
+
+  /**
+   * Reads [offset, offset + length) on libuv's thread pool (fs.read on the zone's fd, into a
+   * buffer of its own: aligned in direct mode). Rejects with the errors `read` throws. The fd is
+   * pinned while the read is in flight: the fd cache, a reset or `close` never closes it under
+   * the read (a reset's read returns the bytes the zone held when it started); a read that
+   * ends after `close` rejects with ERR_CLOSED.
+   */
+  readAsync(offset: number, length: number): Promise<Buffer> {
+    let zone: number;
+    let within: number;
+    let fromFile: number;
+    let fd: number;
+    try {
+      this.checkOpen();
+      ({ zone, within, fromFile } = this.checkRead(offset, length));
+      fd = fromFile > 0 ? this.fd(zone) : -1;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    let buf: Buffer;
+    let out: Buffer;
+    let position: number;
+    let need: number;
+    if (this.direct) {
+      position = within - (within % this.align);
+      buf = alignedBuffer(Math.ceil((within + length) / this.align) * this.align - position, this.align);
+      out = buf.subarray(within - position, within - position + length);
+      need = within + fromFile - position;
+      buf = buf.subarray(0, Math.ceil(need / this.align) * this.align);
+    } else {
+      position = within;
+      out = buf = Buffer.allocUnsafe(length);
+      need = fromFile;
+      buf = buf.subarray(0, fromFile);
+    }
+    if (fromFile === 0) return Promise.resolve(out.fill(0));
+    this.pin(fd);
+    return new Promise<Buffer>((resolve, reject) => {
+      const finish = (err: ZnsSlabError | undefined): void => {
+        this.unpin(fd);
+        if (err === undefined && this.closed) err = new ZnsSlabError(ErrorCode.CLOSED, `emulated device at ${this.path} was closed while a read was in flight`);
+        if (err !== undefined) return reject(err);
+        if (fromFile < length) out.fill(0, fromFile);
+        resolve(out);
+      };
+      const step = (done: number): void => {
+        fs.read(fd, buf, done, buf.length - done, position + done, (err, n) => {
+          if (err) return finish(fsError(err, `read in zone ${zone}`));
+          if (n > 0 && done + n < need) return step(done + n);
+          if (done + n < need) return finish(new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${done + n} of ${need} bytes`));
+          finish(undefined);
+        });
+      };
+      step(0);
+    });
+  }
+
+  /** Checks a read against its zone (offline, write pointer); `fromFile`: how many of its bytes the zone file holds. */
+  private checkRead(offset: number, length: number): { zone: number; within: number; fromFile: number } {
     const { zone, within } = locateInZone(this.geometry, offset, length, 'read');
     const state = this.zones[zone]!;
     if (state.condition === ZoneCondition.OFFLINE) {
@@ -224,22 +330,34 @@ export class EmulatedZonedDevice implements ZonedDevice {
         `read [${offset}, ${offset + length}) in zone ${zone} passes its write pointer ${this.zoneStart(zone) + wpWithin}`,
       );
     }
-    const out = Buffer.allocUnsafe(length);
-    // A finished zone reads back zeroes past its written bytes, as the kernel returns.
-    const fromFile = Math.max(0, Math.min(length, state.written - within));
-    if (fromFile < length) out.fill(0, fromFile);
-    if (fromFile > 0) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd(zone), out, 0, fromFile, within);
-      } catch (err) {
-        throw fsError(err, `read in zone ${zone}`);
-      }
-      if (n !== fromFile) {
-        throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short read in zone ${zone}: ${n} of ${fromFile} bytes`);
-      }
+    return { zone, within, fromFile: Math.max(0, Math.min(length, state.written - within)) };
+  }
+
+  private pin(fd: number): void {
+    this.pins.set(fd, (this.pins.get(fd) ?? 0) + 1);
+  }
+
+  private unpin(fd: number): void {
+    const n = this.pins.get(fd)! - 1;
+    if (n > 0) {
+      this.pins.set(fd, n);
+      return;
     }
-    return out;
+    this.pins.delete(fd);
+    if (this.unpinnedClose.delete(fd)) fs.closeSync(fd);
+  }
+
+  /** Closes an fd, or leaves that to the last read in flight on it. */
+  private closeFd(fd: number): void {
+    if (this.pins.has(fd)) this.unpinnedClose.add(fd);
+    else fs.closeSync(fd);
+  }
+
+  /** Async reads in flight (for tests: fds stay open until they end). */
+  get readsInFlight(): number {
+    let n = 0;
+    for (const count of this.pins.values()) n += count;
+    return n;
   }
 
   write(offset: number, data: Uint8Array): void {
@@ -281,6 +399,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.checkOpenResource(zone);
       this.openCount++;
       state.condition = ZoneCondition.IMPLICIT_OPEN;
+    }
+    // O_DIRECT takes aligned memory only: an unaligned caller's bytes are copied first.
+    if (this.direct && !isAligned(data, this.align)) {
+      const copy = this.bounce.get(data.length);
+      copy.set(data);
+      data = copy;
     }
     const fd = this.fd(zone);
     // A torn write: half of it reaches the file, then the process dies.
@@ -428,7 +552,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     try {
       this.flush();
     } finally {
-      for (const fd of this.fds.values()) fs.closeSync(fd);
+      for (const fd of this.fds.values()) this.closeFd(fd);
       this.fds.clear();
       this.closed = true;
       this.lock?.release();
@@ -526,8 +650,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
       if (oldest !== undefined) this.dropFd(oldest);
     }
     try {
-      fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+      fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT | (this.direct ? fs.constants.O_DIRECT : 0), 0o644);
     } catch (err) {
+      if (this.direct && (err as NodeJS.ErrnoException).code === 'EINVAL') throw directRefused(this.path, err);
       throw fsError(err, `opening zone ${zone}'s file`);
     }
     this.fds.set(zone, fd);
@@ -541,7 +666,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       fs.fsyncSync(fd);
       this.dirty.delete(zone);
     }
-    fs.closeSync(fd);
+    this.closeFd(fd);
     this.fds.delete(zone);
   }
 
@@ -614,6 +739,12 @@ function readMeta(dir: string): DeviceMeta | undefined {
 export interface EmulatedOpenOptions {
   /** Take the folder's lock (zns/lock.ts): a second exclusive opener gets ERR_DEVICE_LOCKED. Stores do; inspection tools do not. */
   exclusive?: boolean;
+  /**
+   * Open the zone files with O_DIRECT, so reads and writes skip the page cache, as on a real
+   * device (and as `dd oflag=direct`, `fio --direct=1`). A filesystem that refuses O_DIRECT
+   * gives ERR_DIRECT_IO_UNSUPPORTED at open.
+   */
+  direct?: boolean;
 }
 
 export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}, options: EmulatedOpenOptions = {}): EmulatedZonedDevice {
@@ -653,11 +784,42 @@ export function openEmulatedDevice(dir: string, options: EmulatedOpenOptions = {
 function withLock(dir: string, meta: DeviceMeta, options: EmulatedOpenOptions): EmulatedZonedDevice {
   const lock = options.exclusive ? lockFolder(dir, 'emulated device') : undefined;
   try {
-    return new EmulatedZonedDevice(dir, meta, lock);
+    return new EmulatedZonedDevice(dir, meta, lock, { direct: options.direct === true });
   } catch (err) {
     lock?.release();
     throw err;
   }
+}
+
+/** Opens the device's metadata file with O_DIRECT: the filesystem says now, not at the first write, whether it takes direct I/O. */
+function probeDirect(dir: string): void {
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, META_FILE), fs.constants.O_RDONLY | fs.constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') throw directRefused(dir, err);
+    throw fsError(err, `opening ${path.join(dir, META_FILE)} for direct I/O`);
+  }
+  fs.closeSync(fd);
+}
+
+function directRefused(dir: string, err: unknown): ZnsSlabError {
+  return new ZnsSlabError(ErrorCode.DIRECT_IO_UNSUPPORTED, `the filesystem under ${dir} refuses O_DIRECT (tmpfs on older kernels, some FUSE and network filesystems do): open it without direct`, { cause: err });
+}
+
+/** Reads until `length` bytes are in or the file ends; returns the count. */
+function readFully(fd: number, buf: Uint8Array, offset: number, length: number, position: number, what: string): number {
+  let done = 0;
+  try {
+    while (done < length) {
+      const n = fs.readSync(fd, buf, offset + done, length - done, position + done);
+      if (n === 0) break;
+      done += n;
+    }
+  } catch (err) {
+    throw fsError(err, what);
+  }
+  return done;
 }
 
 /** A filesystem error as the package's: ENOSPC is ERR_DISK_FULL, the rest ERR_DEVICE_IO (the original as `cause`). */

@@ -18,6 +18,7 @@
  */
 import fs from 'node:fs';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, isAligned } from './aligned.js';
 import {
   Errno,
   ZBD_RO_ALL,
@@ -44,10 +45,7 @@ import {
   zoneIsOpen,
 } from './device.js';
 
-/** O_DIRECT buffers are aligned to at least a page (the kernel needs the logical block size). */
-export const DIRECT_IO_MIN_ALIGN = 4096;
-/** The reusable aligned bounce buffer is kept up to this size; larger I/O allocates its own. */
-const BOUNCE_KEEP_MAX = 8 * 1024 * 1024;
+export { DIRECT_IO_MIN_ALIGN } from './aligned.js';
 /** Linux's O_CLOEXEC (asm-generic; node's fs.constants lacks it): child processes must not inherit the device. */
 const LINUX_O_CLOEXEC = 0o2000000;
 
@@ -103,12 +101,18 @@ export class LibzbdDevice implements ZonedDevice {
   readonly geometry: DeviceGeometry;
   readonly info: ZbdInfo;
   readonly io: LibzbdIoPath;
+  /** Always: libzbd opens the device with O_DIRECT. */
+  readonly direct = true;
   private readonly lib: LibzbdApi;
   private readonly fd: number;
   private readonly zones: ZoneState[];
   private readonly align: number;
-  private bounce: Buffer | undefined;
+  private readonly bounce: BounceBuffer;
   private closed = false;
+  /** readAsync calls whose fs.read has not called back: the fd stays open until they have. */
+  private readsInFlight = 0;
+  /** close() came while reads were in flight: the last one closes the fd. */
+  private fdClosePending = false;
 
   /** Use `openLibzbdDevice`. */
   constructor(path: string, fd: number, info: ZbdInfo, options: LibzbdOptions = {}) {
@@ -120,6 +124,7 @@ export class LibzbdDevice implements ZonedDevice {
     const lbs = info.logicalBlockSize;
     assert(lbs > 0 && (lbs & (lbs - 1)) === 0, `logical block size ${lbs} is a power of two`);
     this.align = Math.max(lbs, DIRECT_IO_MIN_ALIGN);
+    this.bounce = new BounceBuffer(this.align);
     // A runt last zone (device size not a multiple of the zone size) is left out.
     const zoneCount = Math.min(info.nrZones, Math.floor((info.nrSectors * 512) / info.zoneSize));
     if (zoneCount < MIN_ZONE_COUNT) {
@@ -169,7 +174,93 @@ export class LibzbdDevice implements ZonedDevice {
   }
 
   read(offset: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.readInto(offset, out);
+    return out;
+  }
+
+  /**
+   * Reads `target.byteLength` bytes at `offset` into `target`. Straight into it when the
+   * target, offset and length are block-aligned; otherwise through the bounce buffer (no
+   * allocation up to its kept size).
+   */
+  readInto(offset: number, target: Uint8Array): void {
     this.checkOpen();
+    if (!(target instanceof Uint8Array)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'readInto: target must be a Uint8Array or Buffer');
+    const length = target.byteLength;
+    const { zone, within, deviceEnd } = this.checkRead(offset, length);
+    if (deviceEnd > within) {
+      const lbs = this.geometry.logicalBlockSize;
+      const from = within - (within % lbs);
+      const to = Math.ceil(deviceEnd / lbs) * lbs;
+      const direct = from === within && to === within + length && isAligned(target, this.align);
+      const buf = direct ? Buffer.from(target.buffer, target.byteOffset, length) : this.bounce.get(to - from);
+      try {
+        this.transfer('read', buf, this.zoneStart(zone) + from);
+      } catch (err) {
+        throw this.ioError(err, `read of [${offset}, ${offset + length}) in zone ${zone}`);
+      }
+      if (!direct) target.set(buf.subarray(within - from, deviceEnd - from));
+    }
+    // Past a FULL zone's capacity there are no blocks to read: zeroes, as the emulation returns.
+    if (deviceEnd < within + length) target.fill(0, Math.max(0, deviceEnd - within));
+  }
+
+  /**
+   * Reads [offset, offset + length) on libuv's thread pool (fs.read on the device's fd, into an
+   * aligned buffer of its own, so any number may be in flight). Rejects with the errors `read`
+   * throws; a read that ends after `close` rejects with ERR_CLOSED (the fd is closed only once
+   * every read in flight has called back).
+   */
+  readAsync(offset: number, length: number): Promise<Buffer> {
+    let zone: number;
+    let within: number;
+    let deviceEnd: number;
+    try {
+      this.checkOpen();
+      ({ zone, within, deviceEnd } = this.checkRead(offset, length));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const lbs = this.geometry.logicalBlockSize;
+    const from = within - (within % lbs);
+    const to = deviceEnd > within ? Math.ceil(deviceEnd / lbs) * lbs : from;
+    const buf = alignedBuffer(Math.max(to, Math.ceil((within + length) / lbs) * lbs) - from, this.align);
+    const out = buf.subarray(within - from, within - from + length);
+    if (deviceEnd < within + length) out.fill(0, Math.max(0, deviceEnd - within));
+    if (to === from) return Promise.resolve(out);
+    const position = this.zoneStart(zone) + from;
+    const total = to - from;
+    this.readsInFlight++;
+    return new Promise<Buffer>((resolve, reject) => {
+      const finish = (err: ZnsSlabError | undefined): void => {
+        this.readsInFlight--;
+        if (this.readsInFlight === 0 && this.fdClosePending) {
+          this.fdClosePending = false;
+          this.lib.zbd_close(this.fd);
+        }
+        if (err === undefined && this.closed) err = new ZnsSlabError(ErrorCode.CLOSED, `libzbd device ${this.path} was closed while a read was in flight`);
+        if (err !== undefined) reject(err);
+        else resolve(out);
+      };
+      const step = (done: number): void => {
+        fs.read(this.fd, buf, done, total - done, position + done, (err, n) => {
+          if (err) return finish(this.ioError(err, `read of [${offset}, ${offset + length}) in zone ${zone}`));
+          if (n === 0) return finish(new ZnsSlabError(ErrorCode.DEVICE_IO, `read at ${position + done} on ${this.path} moved no bytes (end of device?)`));
+          if (done + n < total) return step(done + n);
+          finish(undefined);
+        });
+      };
+      step(0);
+    });
+  }
+
+  /**
+   * Checks a read of [offset, offset + length) against the zone (offline, write pointer);
+   * returns where it lies and where the device's blocks end for it (past a FULL zone's
+   * capacity there are only zeroes).
+   */
+  private checkRead(offset: number, length: number): { zone: number; within: number; deviceEnd: number } {
     const { zone, within } = locateInZone(this.geometry, offset, length, 'read');
     let state = this.zones[zone]!;
     if (state.condition === ZoneCondition.OFFLINE) {
@@ -184,22 +275,8 @@ export class LibzbdDevice implements ZonedDevice {
         );
       }
     }
-    const out = Buffer.alloc(length);
-    // Past a FULL zone's capacity there are no blocks to read: zeroes, as the emulation returns.
     const deviceEnd = Math.min(within + length, state.type === ZoneType.CONVENTIONAL ? this.geometry.zoneSize : this.geometry.zoneCapacity);
-    if (deviceEnd > within) {
-      const lbs = this.geometry.logicalBlockSize;
-      const from = within - (within % lbs);
-      const to = Math.ceil(deviceEnd / lbs) * lbs;
-      const buf = this.aligned(to - from);
-      try {
-        this.transfer('read', buf, this.zoneStart(zone) + from);
-      } catch (err) {
-        throw this.ioError(err, `read of [${offset}, ${offset + length}) in zone ${zone}`);
-      }
-      buf.copy(out, 0, within - from, deviceEnd - from);
-    }
-    return out;
+    return { zone, within, deviceEnd };
   }
 
   write(offset: number, data: Uint8Array): void {
@@ -218,7 +295,7 @@ export class LibzbdDevice implements ZonedDevice {
       if (UNWRITABLE.has(state.condition) || within !== state.written) state = this.refresh(zone);
       this.checkWritable(zone, state, offset, within, data.length);
     }
-    const buf = this.aligned(data.length);
+    const buf = this.bounce.get(data.length);
     buf.set(data);
     try {
       this.transfer('write', buf, offset);
@@ -285,7 +362,9 @@ export class LibzbdDevice implements ZonedDevice {
         if (zoneIsOpen(z.condition)) this.closeZone(z.index);
       }
     } finally {
-      this.lib.zbd_close(this.fd);
+      // A read in flight on the pool still uses the fd: the last one to call back closes it.
+      if (this.readsInFlight > 0) this.fdClosePending = true;
+      else this.lib.zbd_close(this.fd);
       this.closed = true;
     }
   }
@@ -401,18 +480,6 @@ export class LibzbdDevice implements ZonedDevice {
       assert(n > 0 && n <= part.length && n % this.geometry.logicalBlockSize === 0, `${dir} moved ${n} of ${part.length} bytes in whole blocks`);
       done += n;
     }
-  }
-
-  /** A block-aligned view of `length` bytes, valid until the next call. */
-  private aligned(length: number): Buffer {
-    if (this.bounce && this.bounce.length >= length) return this.bounce.subarray(0, length);
-    const raw = Buffer.allocUnsafeSlow(length + this.align);
-    const misalign = Number(this.lib.address(raw) % BigInt(this.align));
-    const pad = misalign === 0 ? 0 : this.align - misalign;
-    const view = raw.subarray(pad, pad + length);
-    assert(this.lib.address(view) % BigInt(this.align) === 0n, 'bounce buffer is aligned');
-    if (length <= BOUNCE_KEEP_MAX) this.bounce = view;
-    return view;
   }
 
   private rawReport(first: number, count: number): ReturnType<typeof decodeZbdZone>[] {

@@ -18,12 +18,14 @@ export function isBlockDevice(target: string): boolean {
 /**
  * `create`: make an emulated device with `geometry` when the folder holds none.
  * Without it, a missing device is ERR_INVALID_STORE. `exclusive`: one owner at a time
- * (ERR_DEVICE_LOCKED for a second), as a store opens its device.
+ * (ERR_DEVICE_LOCKED for a second), as a store opens its device. `direct`: the emulated device
+ * opens its zone files with O_DIRECT (a real device always is direct; there it changes nothing).
  */
-export function openZonedDevice(target: string, options: { create?: boolean; geometry?: Partial<DeviceGeometry>; exclusive?: boolean } = {}): ZonedDevice {
+export function openZonedDevice(target: string, options: { create?: boolean; geometry?: Partial<DeviceGeometry>; exclusive?: boolean; direct?: boolean } = {}): ZonedDevice {
   const exclusive = options.exclusive === true;
+  const direct = options.direct === true;
   if (isBlockDevice(target)) return openLibzbdDevice(target, { exclusive });
   // An existing device is opened as it is unless a geometry is asked for (then it must match).
-  if (options.create && (options.geometry !== undefined || !isEmulatedDevice(target))) return createEmulatedDevice(target, options.geometry, { exclusive });
-  return openEmulatedDevice(target, { exclusive });
+  if (options.create && (options.geometry !== undefined || !isEmulatedDevice(target))) return createEmulatedDevice(target, options.geometry, { exclusive, direct });
+  return openEmulatedDevice(target, { exclusive, direct });
 }

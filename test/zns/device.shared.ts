@@ -239,5 +239,95 @@ export function describeZonedDevice(name: string, makeFixture: () => DeviceFixtu
       expectCode(() => dev.reportZones(), ErrorCode.CLOSED);
       dev = fixture.open();
     });
+
+    /** `blocks` blocks of bytes that differ everywhere (a misplaced copy shows). */
+    function pattern(blocks: number, seed: number): Buffer {
+      const b = Buffer.alloc(dev.geometry.logicalBlockSize * blocks);
+      for (let i = 0; i < b.length; i++) b[i] = (i * 7 + (i >>> 8) * 13 + seed) & 0xff;
+      return b;
+    }
+
+    /** Byte ranges inside `length` written bytes: aligned, unaligned, tiny, whole. */
+    function ranges(length: number): [number, number][] {
+      const lbs = dev.geometry.logicalBlockSize;
+      return [[0, length], [0, lbs], [lbs, 2 * lbs], [1, 1], [lbs - 3, 6], [17, length - 40], [length - 5, 5], [lbs + 100, lbs]];
+    }
+
+    it('readInto fills the whole target with what read returns, into aligned and unaligned buffers', () => {
+      const readInto = dev.readInto?.bind(dev);
+      expect(readInto, 'the device has readInto').toBeTypeOf('function');
+      const start = zone(1).start;
+      const data = pattern(3, 5);
+      dev.write(start, data);
+      for (const [at, len] of ranges(data.length)) {
+        const expected = data.subarray(at, at + len);
+        expect(dev.read(start + at, len).equals(expected)).toBe(true);
+        // A Buffer of its own, and a view at an odd place in a bigger one (never aligned).
+        const own = Buffer.alloc(len, 0xee);
+        readInto!(start + at, own);
+        expect(own.equals(expected), `readInto(${at}, ${len})`).toBe(true);
+        const big = new Uint8Array(len + 9).fill(0xee);
+        readInto!(start + at, big.subarray(3, 3 + len));
+        expect(Buffer.from(big.subarray(3, 3 + len)).equals(expected), `readInto(${at}, ${len}) into a view`).toBe(true);
+        expect(big.subarray(0, 3).every((b) => b === 0xee) && big.subarray(3 + len).every((b) => b === 0xee), 'bytes around the view untouched').toBe(true);
+      }
+      expectCode(() => readInto!(start + data.length - 4, Buffer.alloc(8)), ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER);
+      expectCode(() => readInto!(start, 'not a buffer' as unknown as Uint8Array), ErrorCode.INVALID_ARGUMENT);
+    });
+
+    it('readInto and readAsync read zeroes past a finished zone\'s written bytes, as read does', async () => {
+      const g = dev.geometry;
+      const start = zone(2).start;
+      const data = pattern(1, 9);
+      dev.write(start, data);
+      dev.finishZone(2);
+      const len = 3 * g.logicalBlockSize;
+      const expected = Buffer.concat([data, Buffer.alloc(len - data.length)]);
+      expect(dev.read(start, len).equals(expected)).toBe(true);
+      const into = Buffer.alloc(len, 0xee);
+      dev.readInto!(start, into);
+      expect(into.equals(expected)).toBe(true);
+      expect((await dev.readAsync!(start, len)).equals(expected)).toBe(true);
+      expect((await dev.readAsync!(start + g.logicalBlockSize + 5, 10)).equals(Buffer.alloc(10))).toBe(true);
+    });
+
+    it('readAsync returns what read returns with many reads in flight, and rejects (never throws) what read refuses', async () => {
+      expect(dev.readAsync, 'the device has readAsync').toBeTypeOf('function');
+      const g = dev.geometry;
+      const written: Buffer[] = [];
+      for (let z = 0; z < 3; z++) {
+        written.push(pattern(4, z * 31 + 1));
+        dev.write(zone(z).start, written[z]!);
+      }
+      const reads: { z: number; at: number; len: number; p: Promise<Buffer> }[] = [];
+      for (let round = 0; round < 8; round++) {
+        for (let z = 0; z < 3; z++) {
+          for (const [at, len] of ranges(written[z]!.length)) reads.push({ z, at, len, p: dev.readAsync!(zone(z).start + at, len) });
+        }
+      }
+      expect(reads.length).toBeGreaterThanOrEqual(64);
+      const results = await Promise.all(reads.map((r) => r.p));
+      results.forEach((got, i) => {
+        const { z, at, len } = reads[i]!;
+        expect(got.equals(written[z]!.subarray(at, at + len)), `readAsync zone ${z} [${at}, +${len})`).toBe(true);
+      });
+      // Each read has a buffer of its own: changing one changes no other.
+      results[0]!.fill(0);
+      expect(results[reads.length / 8]!.equals(written[0]!.subarray(0))).toBe(true);
+      const beyond = dev.readAsync!(zone(0).start + written[0]!.length - 4, 8);
+      await expect(beyond).rejects.toMatchObject({ code: ErrorCode.ZONE_READ_BEYOND_WRITE_POINTER });
+      await expect(dev.readAsync!(g.zoneCount * g.zoneSize, 8)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+      await expect(dev.readAsync!(-1, 8)).rejects.toMatchObject({ code: ErrorCode.INVALID_ARGUMENT });
+    });
+
+    it('a readAsync in flight at close rejects with ERR_CLOSED; later ones are refused', async () => {
+      const start = zone(0).start;
+      dev.write(start, pattern(2, 3));
+      const inFlight = Array.from({ length: 8 }, (_, i) => dev.readAsync!(start + i, 100));
+      dev.close();
+      for (const s of await Promise.allSettled(inFlight)) expect(s).toMatchObject({ status: 'rejected', reason: { code: ErrorCode.CLOSED } });
+      await expect(dev.readAsync!(start, 10)).rejects.toMatchObject({ code: ErrorCode.CLOSED });
+      dev = fixture.open();
+    });
   });
 }
