@@ -53,6 +53,8 @@ export interface StoreCounters {
   gcMs: number;
   /** GC steps started by a put, a flush or the idle timer that failed (the error is in gcLastError). */
   gcStepFailures: number;
+  /** Seals whose background write failed: the slab went back to memory, to be written again. */
+  sealWriteFailures: number;
 }
 
 export const CLASS_COUNTER_NAMES = [
@@ -87,6 +89,7 @@ export const STORE_COUNTER_NAMES = [
   'gcBytesFreed',
   'gcMs',
   'gcStepFailures',
+  'sealWriteFailures',
 ] as const satisfies readonly (keyof StoreCounters)[];
 
 export function newClassCounters(): ClassCounters {

@@ -83,6 +83,12 @@ export class Epoch {
     if (this.openSlabs[slab.cls.index] === slab) this.openSlabs[slab.cls.index] = undefined;
   }
 
+  /** Before `slab.markUnsealed`: its background write failed, so its bytes are not on the device. */
+  slabUnsealed(slab: Slab): void {
+    assert(slab.state === SlabState.SEALED && this.slabs.has(slab), 'a sealed slab of this epoch');
+    this.sealedBytes[slab.cls.index]! -= slab.length;
+  }
+
   /** After zone GC moved a sealed slab (packed, so its image may be shorter now). */
   slabMoved(slab: Slab, oldLength: number): void {
     assert(slab.state === SlabState.SEALED && this.slabs.has(slab), 'a sealed slab of this epoch moved');

@@ -30,6 +30,38 @@ const BITMAP_WORDS = 8; // 256 bits
 
 const identity = Buffer.alloc(12);
 
+/**
+ * Slab buffers kept for reuse, store-wide, in bytes at most. They live on SharedArrayBuffers
+ * because a device that writes in the background (zns/writeQueue.ts) writes straight from
+ * them; reuse saves allocating (and zero-filling) one per slab, and a new slab that finds a
+ * full-size buffer here skips the growth copies.
+ */
+export const SLAB_BUFFER_POOL_BYTES = 16 * 1024 * 1024;
+const bufferPool = new Map<number, Buffer[]>();
+let pooledBytes = 0;
+
+function takeBuffer(bytes: number): Buffer {
+  const reused = bufferPool.get(bytes)?.pop();
+  if (reused !== undefined) {
+    pooledBytes -= bytes;
+    return reused;
+  }
+  return Buffer.from(new SharedArrayBuffer(bytes));
+}
+
+function hasPooled(bytes: number): boolean {
+  return (bufferPool.get(bytes)?.length ?? 0) > 0;
+}
+
+/** A slab buffer nobody (no slab, no write in flight) uses any more goes back to the pool. */
+export function giveBack(buffer: Buffer): void {
+  if (pooledBytes + buffer.length > SLAB_BUFFER_POOL_BYTES) return;
+  let list = bufferPool.get(buffer.length);
+  if (list === undefined) bufferPool.set(buffer.length, (list = []));
+  list.push(buffer);
+  pooledBytes += buffer.length;
+}
+
 /** The crc32 of a store's four-byte tag: every slot checksum of the store starts from it. */
 export function storeSeed(storeTag: number): number {
   const tag = Buffer.alloc(4);
@@ -87,15 +119,18 @@ export class Slab {
   /** Slots in `pendingFrees`. */
   private pendingCount = 0;
 
-  constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number) {
+  constructor(id: number, generation: number, cls: SizeClass, epoch: number, storeTag: number, withBuffer = true) {
     this.id = id;
     this.generation = generation;
     this.cls = cls;
     this.epoch = epoch;
     this.storeTag = storeTag;
     this.state = SlabState.OPEN;
-    // Uninitialised is safe: append writes every byte of a slot, sealImage writes the header and zeroes the tail.
-    this.buffer = Buffer.allocUnsafeSlow(Math.min(Math.max(MIN_BUFFER_BYTES, SLAB_HEADER_BYTES + INITIAL_BUFFER_SLOTS * cls.stride), cls.slabBytes));
+    // A reused buffer's old bytes are safe: append writes every byte of a slot, sealImage writes
+    // the header and zeroes the tail, and reads stay below slotCount.
+    if (withBuffer) {
+      this.buffer = hasPooled(cls.slabBytes) ? takeBuffer(cls.slabBytes) : takeBuffer(Math.min(Math.max(MIN_BUFFER_BYTES, SLAB_HEADER_BYTES + INITIAL_BUFFER_SLOTS * cls.stride), cls.slabBytes));
+    }
   }
 
   static sealed(
@@ -106,8 +141,7 @@ export class Slab {
     storeTag: number,
     where: { zone: number; offset: number; length: number; slotCount: number; live: Uint8Array; packed?: Uint8Array | null },
   ): Slab {
-    const slab = new Slab(id, generation, cls, epoch, storeTag);
-    slab.buffer = undefined;
+    const slab = new Slab(id, generation, cls, epoch, storeTag, false);
     slab.state = SlabState.SEALED;
     slab.zone = where.zone;
     slab.offset = where.offset;
@@ -248,12 +282,42 @@ export class Slab {
     return image;
   }
 
-  markSealed(zone: number, offset: number, length: number): void {
+  /**
+   * The slab's image is at `zone`/`offset`. With `writing`, its write is still in flight: the
+   * image stays in `buffer` (reads come from it) until `imageWritten`.
+   */
+  markSealed(zone: number, offset: number, length: number, writing = false): void {
     assert(this.state === SlabState.OPEN, 'seal an open slab once');
     this.state = SlabState.SEALED;
     this.zone = zone;
     this.offset = offset;
     this.length = length;
+    if (!writing) this.releaseBuffer();
+  }
+
+  /** Its write ended well (or the slab is gone): the in-memory image is no longer needed. */
+  imageWritten(): void {
+    this.releaseBuffer();
+  }
+
+  /**
+   * Its write failed after `markSealed(..., true)`: OPEN again, with the same slots (the image
+   * is still in `buffer`), to be sealed once more. The caller took it out of its zone first.
+   */
+  markUnsealed(): void {
+    assert(this.state === SlabState.SEALED && this.buffer !== undefined && this.packedBitmap === undefined, 'unseal a sealed slab whose image is in memory');
+    this.state = SlabState.OPEN;
+    this.zone = -1;
+    this.offset = -1;
+    this.length = 0;
+    this.pendingFrees = undefined;
+    this.pendingCount = 0;
+  }
+
+  /** The buffer goes back to the pool (an OPEN slab dropped, or a sealed one written). */
+  releaseBuffer(): void {
+    if (this.buffer === undefined) return;
+    giveBack(this.buffer);
     this.buffer = undefined;
   }
 
@@ -315,8 +379,9 @@ export class Slab {
 
   private grow(atLeast: number): void {
     // Grow 4x: a big slab reaches full size in a few copies, a tiny epoch stays small.
-    const next = Buffer.allocUnsafeSlow(Math.max(atLeast, Math.min(this.buffer!.length * 4, this.cls.slabBytes)));
+    const next = takeBuffer(Math.max(atLeast, Math.min(this.buffer!.length * 4, this.cls.slabBytes)));
     this.buffer!.copy(next);
+    giveBack(this.buffer!);
     this.buffer = next;
   }
 }

@@ -29,7 +29,7 @@ import { GC_IDLE_STEP_MS, GC_RESERVE_ZONES, type GcOptions, type GcResult, ZoneG
 import { checkDevice, restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SizeClassTable } from './sizeClass.js';
-import { Slab, SlabState, decodeSlot, storeSeed } from './slab.js';
+import { Slab, SlabState, decodeSlot, giveBack, storeSeed } from './slab.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type StatsSource, type ZoneStats, classStats, epochStats, globalStats, zoneStats } from './stats.js';
 import { NO_OWNER, ZoneManager } from './zones.js';
 
@@ -176,6 +176,13 @@ export class Store implements Disposable, DomainHost {
   private manualCollector: ZoneGc | undefined;
   /** A put or free happened since the idle timer last looked. */
   private busy = false;
+  /**
+   * Slabs whose background write failed after their seal returned: OPEN again (their bytes
+   * never left memory), sealed again by the next put that needs a slab, or by flush.
+   */
+  private readonly unsealed = new Set<Slab>();
+  /** Why the last background seal write failed (flush throws it if the retry fails too). */
+  private lastSealError: ZnsSlabError | undefined;
 
   /** Use `openStore`. */
   constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false, salvage = false, gc: GcOptions | false | undefined = undefined) {
@@ -295,7 +302,8 @@ export class Store implements Disposable, DomainHost {
     this.checkOpen();
     const { slab, slot } = this.resolve(handle);
     this.storeCounters.gets++;
-    if (slab.state === SlabState.OPEN) return slab.readFromMemory(slot);
+    // Open, or sealed with its write still in flight: the bytes are in memory.
+    if (slab.buffer !== undefined) return slab.readFromMemory(slot);
     const zone = this.zones.zones[slab.zone]!;
     if (this.damaged.size > 0 && this.damaged.has(zone.index)) {
       throw new ZnsSlabError(ErrorCode.ZONE_LOST, `zone ${zone.index}, which holds slab ${slab.id}, is damaged (see statsZones())`);
@@ -480,6 +488,7 @@ export class Store implements Disposable, DomainHost {
    */
   flush(): void {
     this.checkWritable();
+    this.sealUnsealed();
     for (const epoch of this.epochs.values()) {
       if (epoch.ephemeral) continue; // scoped to its domain: nothing to make durable
       for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
@@ -494,6 +503,29 @@ export class Store implements Disposable, DomainHost {
     this.collector?.background(this.collector.options.stepBytes, Infinity);
     this.storeCounters.flushes++;
     this.commitAll();
+    if (this.unsealed.size > 0) {
+      // A background write failed while this flush waited for it: once more, synchronously
+      // ordered behind the commit above, and if that fails too the caller hears why.
+      this.sealUnsealed();
+      this.commitAll();
+      if (this.unsealed.size > 0) throw this.lastSealError ?? new ZnsSlabError(ErrorCode.DEVICE_IO, 'a slab could not be written');
+    }
+  }
+
+  /**
+   * Like `flush()`, without blocking the event loop while the device writes: partial slabs are
+   * sealed now, the writes in flight are awaited, then the device is flushed and the catalog
+   * commits (both synchronous, as in flush: the commit is one SQLite transaction).
+   */
+  async flushAsync(): Promise<void> {
+    this.checkWritable();
+    this.sealUnsealed();
+    for (const epoch of this.epochs.values()) {
+      if (epoch.ephemeral) continue;
+      for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
+    }
+    await this.zones.settleAsync();
+    this.flush();
   }
 
   /**
@@ -629,6 +661,8 @@ export class Store implements Disposable, DomainHost {
 
   /** Slow path of put: the (epoch, class) has no partial slab, or it is full. */
   private nextSlab(epoch: Epoch, classIndex: number, full: Slab | undefined): Slab {
+    this.zones.poll();
+    if (this.unsealed.size > 0) this.sealUnsealed();
     const counters = this.classCounters[classIndex]!;
     if (full === undefined) counters.currentPartialNull++;
     else {
@@ -672,21 +706,65 @@ export class Store implements Disposable, DomainHost {
       return;
     }
     const image = slab.sealImage(this.blockSize, { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: epoch.ephemeral });
+    // The write goes on in the background (when the device can): `put` does not wait for it,
+    // reads come from the image in memory until it ends, and a failure reopens the slab.
+    const owned = slab.buffer!;
+    let placedAt = -1;
+    let placedOffset = -1;
+    const onEnd = (error: ZnsSlabError | undefined) => this.sealEnded(slab, owned, placedAt, placedOffset, error);
     let placed: { zone: number; offset: number };
     try {
-      placed = this.zones.append(epoch.id, image);
+      placed = this.zones.append(epoch.id, image, 'user', onEnd);
     } catch (err) {
       // Out of zones: zone GC collects until one is free, then the seal tries once more.
       if (!(err instanceof ZnsSlabError && err.code === ErrorCode.DEVICE_FULL && this.collector?.reclaim() === true)) throw err;
-      placed = this.zones.append(epoch.id, image);
+      placed = this.zones.append(epoch.id, image, 'user', onEnd);
     }
+    placedAt = placed.zone;
+    placedOffset = placed.offset;
     this.sealSequence++;
-    slab.markSealed(placed.zone, placed.offset, image.length);
+    slab.markSealed(placed.zone, placed.offset, image.length, this.zones.zones[placed.zone]!.writing !== undefined);
     epoch.slabSealed(slab);
     this.zones.placeSlab(slab);
     this.writer.slabChanged(slab.id);
     this.classCounters[slab.cls.index]!.slabsSealed++;
     this.collector?.sealed();
+  }
+
+  /**
+   * A seal's background write ended. Written: the image in memory goes. Failed: the zone
+   * manager has already taken the zone's write pointer back; the slab (if it is still there,
+   * where that write put it) is OPEN again with the same slots, and sealed again later.
+   */
+  private sealEnded(slab: Slab, image: Buffer, zone: number, offset: number, error: ZnsSlabError | undefined): void {
+    const here = this.registry.get(slab.id) === slab && slab.state === SlabState.SEALED && slab.zone === zone && slab.offset === offset && slab.buffer === image;
+    if (error === undefined || !here) {
+      if (slab.buffer === image) slab.buffer = undefined;
+      giveBack(image);
+      if (error === undefined) return;
+    }
+    this.storeCounters.sealWriteFailures++;
+    this.lastSealError = error;
+    if (!here) return; // emptied and dropped, or moved, meanwhile: nothing of it is lost
+    const epoch = this.epochs.get(slab.epoch)!;
+    this.zones.removeSlab(slab);
+    epoch.slabUnsealed(slab);
+    slab.markUnsealed();
+    this.writer.slabChanged(slab.id);
+    this.unsealed.add(slab);
+  }
+
+  /** Seals the slabs whose background write failed (they are OPEN, full or not). */
+  private sealUnsealed(): void {
+    for (const slab of [...this.unsealed]) {
+      this.unsealed.delete(slab);
+      try {
+        this.seal(slab);
+      } catch (err) {
+        if (this.registry.get(slab.id) === slab && slab.state === SlabState.OPEN) this.unsealed.add(slab);
+        throw err;
+      }
+    }
   }
 
   /** Zone GC over this store's zones (engine/gc.ts is the policy; the moves and commits are here). */
@@ -717,13 +795,16 @@ export class Store implements Disposable, DomainHost {
       return 0;
     }
     const from = this.zones.zones[slab.zone]!;
-    const current = this.device.read(from.start + slab.offset, slab.length);
+    // An image whose write is in flight is read from memory; the slab stops using it (the
+    // write's end gives the buffer back).
+    const current = slab.buffer !== undefined ? slab.buffer.subarray(0, slab.length) : this.device.read(from.start + slab.offset, slab.length);
     const stamp = { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: false };
     const { image, bitmap } = slab.packedImage(current, this.blockSize, stamp);
     const { zone, offset } = this.zones.append(epoch.id, image, 'gc');
     this.sealSequence++;
     const oldLength = slab.length;
     this.zones.removeSlab(slab);
+    slab.buffer = undefined;
     slab.markMoved(zone, offset, image.length, bitmap);
     epoch.slabMoved(slab, oldLength);
     this.zones.placeSlab(slab);
@@ -773,10 +854,14 @@ export class Store implements Disposable, DomainHost {
 
   /** Takes a slab out of its epoch and zone and recycles its id (an emptied slab, or a closing epoch's). */
   private drop(epoch: Epoch, slab: Slab): void {
+    // A write in flight ends first, so its end finds the slab where it left it (a failed one
+    // reopens it: then it is dropped as an OPEN slab).
+    if (slab.state === SlabState.SEALED && slab.buffer !== undefined) this.zones.settle(slab.zone);
+    this.unsealed.delete(slab);
     if (slab.state === SlabState.SEALED) {
       this.zones.removeSlab(slab);
       this.zones.releaseIfEmpty(slab.zone);
-    }
+    } else slab.releaseBuffer();
     epoch.removeSlab(slab);
     this.registry.recycle(slab, !epoch.ephemeral);
     this.writer.slabChanged(slab.id);
@@ -828,6 +913,8 @@ export class Store implements Disposable, DomainHost {
    * row committed points at durable bytes; zones let go are reset only after the commit.
    */
   private commitAll(): void {
+    // Every append in flight ends first: one that failed must not be committed as written.
+    this.zones.settle();
     this.device.flush();
     this.writer.commit();
     this.registry.committed();

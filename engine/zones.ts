@@ -21,7 +21,7 @@
  * it (`ZoneCatalogView`), so a crash never finds catalog rows pointing into an empty zone.
  */
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
-import { type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
+import { type WriteEnded, type Zone, type ZonedDevice, ZoneCondition, effectiveLimit, zoneIsActive, zoneIsOpen } from '../zns/device.js';
 import type { StoreCounters } from './counters.js';
 import { type Slab, SlabState, sealedBytes } from './slab.js';
 
@@ -68,7 +68,25 @@ export interface EngineZone {
   lastWrite: number;
   unusable: boolean;
   needsReset: boolean;
+  /** The append in flight here (started with the device's writeStart), one at a time. */
+  writing: ZoneWrite | undefined;
 }
+
+/** Told how an append started in the background ended: `error` undefined when it was written. */
+export type AppendEnded = (error: ZnsSlabError | undefined) => void;
+
+interface ZoneWrite {
+  readonly length: number;
+  readonly stream: WriteStream;
+  readonly onEnd: AppendEnded;
+}
+
+/**
+ * Appends in flight at once, store-wide: each holds its slab image in memory until it ends, so
+ * this bounds that memory (at most this many slab images, each at most a zone's capacity and
+ * in practice TARGET_SLAB_BYTES to 1 MiB). Past it, an append waits for those in flight.
+ */
+export const MAX_APPENDS_IN_FLIGHT = 8;
 
 export class ZoneManager {
   readonly zones: EngineZone[];
@@ -104,6 +122,10 @@ export class ZoneManager {
    * slabs into before it can reset one). 0 when GC is off. The Store sets it.
    */
   reserveZones = 0;
+  /** The device starts writes in the background (writeStart); else every append is synchronous. */
+  private readonly backgroundWrites: boolean;
+  /** Zones with an append in flight. */
+  private appendsInFlight = 0;
 
   constructor(device: ZonedDevice, counters: StoreCounters, catalog: ZoneCatalogView) {
     this.device = device;
@@ -114,6 +136,7 @@ export class ZoneManager {
     this.maxOpen = effectiveLimit(g.maxOpenZones, g.zoneCount);
     this.maxActive = effectiveLimit(g.maxActiveZones, g.zoneCount);
     this.zones = [];
+    this.backgroundWrites = typeof device.writeStart === 'function' && typeof device.writesWait === 'function' && typeof device.writesEnded === 'function';
   }
 
   /**
@@ -143,6 +166,7 @@ export class ZoneManager {
           z.condition === ZoneCondition.OFFLINE ||
           z.condition === ZoneCondition.READ_ONLY,
         needsReset: false,
+        writing: undefined,
       };
       this.zones.push(zone);
       this.writtenTotal += zone.written;
@@ -188,10 +212,21 @@ export class ZoneManager {
   /**
    * Appends `image` (a sealed slab, block-aligned) to `epoch`'s head zone of `stream`, taking a
    * new zone when needed. Returns where it landed and whether the epoch took a new zone for it.
+   *
+   * With `onEnd`, on a device that writes in the background, the append only starts: the zone's
+   * accounting moves now (the bytes are the zone's), `image` must stay unchanged until `onEnd`
+   * is called, and a failure is undone then (the zone's write pointer is taken from the device
+   * again) before `onEnd` hears of it. Without `onEnd` the write is done when this returns.
    */
-  append(epoch: number, image: Uint8Array, stream: WriteStream = 'user'): { zone: number; offset: number; newZone: boolean } {
+  append(epoch: number, image: Uint8Array, stream: WriteStream = 'user', onEnd?: AppendEnded): { zone: number; offset: number; newZone: boolean } {
     assert(image.length > 0 && image.length <= this.capacity, 'slab image fits a zone');
+    const background = onEnd !== undefined && this.backgroundWrites;
+    // Bounded memory: images in flight wait for their writes past the limit.
+    if (this.appendsInFlight >= MAX_APPENDS_IN_FLIGHT) this.settle();
     const heads = stream === 'user' ? this.heads : this.gcHeads;
+    // One write in flight per zone keeps its write pointer order on a real device.
+    const current = heads.get(epoch);
+    if (current !== undefined && this.zones[current]!.writing !== undefined) this.settle(current);
     let index = heads.get(epoch);
     if (index !== undefined && this.zones[index]!.written + image.length > this.capacity) {
       this.finishEarly(index);
@@ -203,7 +238,7 @@ export class ZoneManager {
       newZone = true;
     }
     const zone = this.zones[index]!;
-    assert(zone.owner === epoch && !zone.full, 'head zone is the epoch\'s and writable');
+    assert(zone.owner === epoch && !zone.full && zone.writing === undefined, 'head zone is the epoch\'s, writable and idle');
     // A head that is not active (its first write failed, and the device left it EMPTY) turns
     // active with this write: make room under the limit first (found by the simulator,
     // test/sim/replays/empty-head-passes-active-limit.json).
@@ -211,10 +246,15 @@ export class ZoneManager {
     this.ensureOpen(index);
     const offset = zone.written;
     try {
-      this.device.write(zone.start + offset, image);
+      if (background) this.device.writeStart!(zone.start + offset, image);
+      else this.device.write(zone.start + offset, image);
     } catch (err) {
       this.resync(index);
       throw err;
+    }
+    if (background) {
+      zone.writing = { length: image.length, stream, onEnd: onEnd! };
+      this.appendsInFlight++;
     }
     if (!zone.active) {
       zone.active = true;
@@ -226,13 +266,74 @@ export class ZoneManager {
     this.counters.deviceBytesWritten += image.length;
     if (zone.written === this.capacity) {
       zone.full = true;
-      zone.active = false;
-      this.open.delete(index);
-      this.activeCount--;
       heads.delete(epoch);
+      // The device keeps the zone open until the write ends: so do our counts (else we would
+      // open one zone more than the device allows).
+      if (zone.writing === undefined) this.leaveActive(zone);
     }
     this.assertLimits();
+    if (!background) onEnd?.(undefined);
     return { zone: index, offset, newZone };
+  }
+
+  /** Appends whose writes are in flight. */
+  get appendsPending(): number {
+    return this.appendsInFlight;
+  }
+
+  /**
+   * Waits for the append in flight in `index` (without one: every append in flight) to end, and
+   * applies how it ended (and how any other that ended meanwhile did).
+   */
+  settle(index?: number): void {
+    if (this.appendsInFlight === 0) return;
+    if (index !== undefined && this.zones[index]!.writing === undefined) return;
+    for (const end of this.device.writesWait!(index)) this.appendEnded(end);
+  }
+
+  /** Applies the appends that have ended, without waiting. Cheap when none is in flight. */
+  poll(): void {
+    if (this.appendsInFlight === 0) return;
+    for (const end of this.device.writesEnded!()) this.appendEnded(end);
+  }
+
+  /** Resolves once every append in flight now has ended (apply them with `poll`). */
+  async settleAsync(): Promise<void> {
+    if (this.appendsInFlight === 0) return;
+    await this.device.writesWaitAsync!();
+  }
+
+  private appendEnded(end: WriteEnded): void {
+    const zone = this.zones[end.zone]!;
+    const w = zone.writing;
+    assert(w !== undefined && w.length === end.length && end.offset + end.length === zone.start + zone.written, `zone ${end.zone} had this append in flight, its last`);
+    zone.writing = undefined;
+    this.appendsInFlight--;
+    if (end.error === undefined) {
+      if (zone.full) this.leaveActive(zone);
+    } else {
+      // The device says how far the zone really is written (none of it, or a part).
+      this.resync(end.zone, zone.written - w.length);
+      const heads = w.stream === 'user' ? this.heads : this.gcHeads;
+      // A zone this write was to fill is writable again: its epoch's head once more, if that
+      // stream has none now; else finished, so it holds no active resource as a non-head.
+      if (!zone.full && zone.owner !== NO_OWNER && !this.isHead(end.zone)) {
+        if (!heads.has(zone.owner)) heads.set(zone.owner, end.zone);
+        else {
+          w.onEnd(end.error);
+          this.finishEarly(end.zone);
+          return;
+        }
+      }
+    }
+    w.onEnd(end.error);
+  }
+
+  /** A zone filled: it no longer counts as open or active. */
+  private leaveActive(zone: EngineZone): void {
+    if (zone.active) this.activeCount--;
+    zone.active = false;
+    this.open.delete(zone.index);
   }
 
   /**
@@ -240,6 +341,7 @@ export class ZoneManager {
    * longer refers to it (now, if it never did; else after the commit that records the release).
    */
   release(index: number): void {
+    this.settle(index);
     const zone = this.zones[index]!;
     assert(zone.owner !== NO_OWNER, `release of zone ${index}, which nobody owns`);
     if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
@@ -386,6 +488,7 @@ export class ZoneManager {
     let awaiting = 0;
     let packedTotal = 0;
     let packedLiveTotal = 0;
+    let inFlight = 0;
     const free = new Set(this.free);
     for (const zone of this.zones) {
       writtenTotal += zone.written;
@@ -408,9 +511,14 @@ export class ZoneManager {
       if (free.has(zone.index)) assert(zone.owner === NO_OWNER && zone.written === 0 && !zone.needsReset, `free zone ${zone.index} is empty and unowned`);
       if (zone.active) active++;
       const z = report[zone.index]!;
-      if (!zone.unusable) {
+      if (!zone.unusable && zone.writing === undefined) {
         assert(zone.full === (z.condition === ZoneCondition.FULL), `zone ${zone.index} full=${zone.full}, device says ${ZoneCondition[z.condition]}`);
         if (!zone.full) assert(z.writePointer - z.start === zone.written, `zone ${zone.index} written ${zone.written}, device write pointer at ${z.writePointer - z.start}`);
+      } else if (!zone.unusable) {
+        // The device moves its write pointer when the append in flight ends.
+        const before = zone.written - zone.writing!.length;
+        assert(z.condition !== ZoneCondition.FULL && z.writePointer - z.start === before, `zone ${zone.index} written ${before} before its append in flight, device write pointer at ${z.writePointer - z.start} (${ZoneCondition[z.condition]})`);
+        inFlight++;
       }
     }
     for (const [epoch, set] of this.owned) for (const index of set) assert(this.zones[index]!.owner === epoch, `epoch ${epoch}'s set lists zone ${index}, owned by ${this.zones[index]!.owner}`);
@@ -427,6 +535,7 @@ export class ZoneManager {
     assert(packedLiveTotal === this.packedLiveTotal, `${this.packedLiveTotal} packed live bytes counted, ${packedLiveTotal} recounted`);
     assert(awaiting === this.awaitingResetTotal, `${this.awaitingResetTotal} bytes awaiting reset counted, ${awaiting} recounted`);
     assert(active === this.activeCount, `${this.activeCount} active zones counted, ${active} recounted`);
+    assert(inFlight === this.appendsInFlight, `${this.appendsInFlight} appends in flight counted, ${inFlight} recounted`);
     this.assertLimits();
   }
 
@@ -489,13 +598,20 @@ export class ZoneManager {
    * After a failed write: the device may have written part of it (the kernel splits large
    * writes), so take the zone's write pointer and condition from the device.
    */
-  private resync(index: number): void {
+  private resync(index: number, fallbackWritten?: number): void {
     const zone = this.zones[index]!;
     let z: Zone;
     try {
       [z] = this.device.reportZones(index, 1) as [Zone];
     } catch {
-      return; // the next write fails the same way and tries again
+      // The next write fails the same way and tries again; an append that ended in failure is
+      // at least not counted as written.
+      if (fallbackWritten !== undefined) {
+        this.writtenTotal += fallbackWritten - zone.written;
+        zone.written = fallbackWritten;
+        zone.full = false;
+      }
+      return;
     }
     const written = z.condition === ZoneCondition.FULL ? this.capacity : z.writePointer - z.start;
     this.writtenTotal += written - zone.written;
@@ -556,6 +672,7 @@ export class ZoneManager {
   }
 
   private finishEarly(index: number): void {
+    this.settle(index);
     const zone = this.zones[index]!;
     if (zone.full) return;
     // Finishing a zone that is not open needs an open resource; at the active limit the device
@@ -589,10 +706,18 @@ export class ZoneManager {
   }
 
   private closeLeastRecent(): void {
-    const [lru] = this.open.keys();
-    assert(lru !== undefined, 'an open zone to close exists at the open limit');
-    this.device.closeZone(lru);
-    this.open.delete(lru);
+    for (;;) {
+      const [lru] = this.open.keys();
+      assert(lru !== undefined, 'an open zone to close exists at the open limit');
+      if (this.zones[lru]!.writing === undefined) {
+        this.device.closeZone(lru);
+        this.open.delete(lru);
+        return;
+      }
+      // Its write ends first; a zone that write filled leaves the open set by itself.
+      this.settle(lru);
+      if (this.open.size < this.maxOpen) return;
+    }
   }
 
   private assertLimits(): void {

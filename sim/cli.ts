@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import type { GcOptions } from '../engine/gc.js';
-import { type RunResult, runOps, runSeed, simConfigFor } from './runner.js';
+import { type RunResult, backgroundWritesFor, runOps, runSeed, simConfigFor } from './runner.js';
 import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
@@ -104,24 +104,25 @@ const HELP = `npm run sim -- [options]
   --replay FILE   run a saved failure (sim-failures/seed-N.json, test/sim/replays/*.json)
   --shrink-ms MS  time to shrink a failure (default 120000)
   --cache         the cache's simulator only; --no-cache the store's only
-Store seeds: geometry seed % 3, configuration (zone GC options, workload) floor(seed / 3) % 5.
+Store seeds: geometry seed % 3, configuration (zone GC options, workload) floor(seed / 3) % 5,
+background device writes unless seed % 4 = 0.
 `;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay !== undefined) {
-    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; ops: Op[] };
+    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; backgroundWrites?: boolean; ops: Op[] };
     const result =
       saved.kind === 'cache'
         ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults })
-        : await runOps(saved.seed, saved.ops, saved.gc !== undefined ? { gc: saved.gc } : {});
+        : await runOps(saved.seed, saved.ops, { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false });
     process.stdout.write(JSON.stringify({ replay: args.replay, seed: saved.seed, result }, null, 2) + '\n');
     if (result.failure) process.stderr.write(`still fails at step ${result.failure.step}: ${result.failure.message}\n`);
     else process.stderr.write('passes now\n');
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
+  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
@@ -129,7 +130,7 @@ async function main(): Promise<number> {
     add(totals, result);
     process.stderr.write(
       `seed ${seed} (${simConfigFor(seed).name}): ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ` +
-        `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ` +
+        `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ${result.sealWriteFailures} background seal writes failed; ` +
         `${Date.now() - t0} ms` +
         (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
     );
@@ -140,7 +141,7 @@ async function main(): Promise<number> {
       const dir = path.resolve('sim-failures');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `seed-${seed}.json`);
-      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, backgroundWrites: backgroundWritesFor(seed), failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
       process.stderr.write(
         `seed ${seed} fails with ${small.ops.length} ops (${small.trials} trials): ${small.result.failure?.message}\n` +
           `  replay: npm run sim -- --replay ${path.relative(process.cwd(), file)}   (or --seed ${seed} --ops ${args.ops})\n`,
@@ -156,7 +157,7 @@ async function main(): Promise<number> {
     process.stderr.write(
       `sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs, ` +
         `gc: ${totals.gcOps} calls, ${totals.churns} churns, ${totals.gcZonesCollected} zones collected, ${totals.gcSlabsMoved} slabs moved, ` +
-        `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}` +
+        `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}, background seal writes failed ${totals.sealWriteFailures}` +
         `: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`,
     );
   }
@@ -263,6 +264,7 @@ interface Totals {
   gcSlabsMoved: number;
   gcBytesMoved: number;
   gcStepFailures: number;
+  sealWriteFailures: number;
   crashesInGcOps: Record<string, number>;
   faultsInGcOps: number;
   failures: number;
@@ -275,6 +277,7 @@ function add(t: Totals, r: RunResult): void {
   t.gcSlabsMoved += r.gcSlabsMoved;
   t.gcBytesMoved += r.gcBytesMoved;
   t.gcStepFailures += r.gcStepFailures;
+  t.sealWriteFailures += r.sealWriteFailures;
   for (const [where, n] of Object.entries(r.crashesInGcOps)) t.crashesInGcOps[where] = (t.crashesInGcOps[where] ?? 0) + n;
   t.faultsInGcOps += r.faultsInGcOps;
   t.recoveries += r.recoveries;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CatalogBatch, CatalogHooks } from '../catalog/catalog.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
-import type { DeviceGeometry, Zone, ZonedDevice } from '../zns/device.js';
+import { type DeviceGeometry, type WriteEnded, type Zone, type ZonedDevice, ZoneCondition } from '../zns/device.js';
 import { emulatedZoneFile } from '../zns/emulated.js';
 import { Rng } from './rng.js';
 
@@ -147,8 +147,38 @@ export class FaultyDevice implements ZonedDevice {
   private readonly written: number[];
   private readonly durable: number[];
   private closed = false;
+  /**
+   * Background writes, when the simulator turns them on: started writes wait here (zone ->
+   * write), and end (are done on the inner device, with the faults and crashes of `write`) at
+   * a seeded random later poll, a wait, or a zone operation or flush that needs them. A crash
+   * loses those still waiting, as a crash loses writes in flight.
+   */
+  private readonly waiting = new Map<number, { offset: number; data: Uint8Array }>();
+  private endedWrites: WriteEnded[] = [];
+  private readonly background: Rng | undefined;
+  writeStart?: (offset: number, data: Uint8Array) => void;
+  writesEnded?: () => WriteEnded[];
+  writesWait?: (zone?: number) => WriteEnded[];
+  writesWaitAsync?: () => Promise<void>;
 
-  constructor(inner: ZonedDevice, control: FaultController) {
+  constructor(inner: ZonedDevice, control: FaultController, background?: Rng) {
+    this.background = background;
+    if (background !== undefined) {
+      this.writeStart = (offset, data) => this.startWrite(offset, data);
+      this.writesEnded = () => {
+        // Each waiting write ends now or later, by the seed.
+        for (const zone of [...this.waiting.keys()]) if (this.background!.below(3) !== 0) this.endWrite(zone);
+        return this.takeEnded();
+      };
+      this.writesWait = (zone) => {
+        this.endWaiting(zone);
+        return this.takeEnded();
+      };
+      this.writesWaitAsync = () => {
+        this.endWaiting();
+        return Promise.resolve();
+      };
+    }
     this.inner = inner;
     this.kind = inner.kind;
     this.path = inner.path;
@@ -178,7 +208,12 @@ export class FaultyDevice implements ZonedDevice {
 
   reportZones(first?: number, count?: number): Zone[] {
     if (this.control.crashed) throw new CrashSignal('report zones');
-    return this.inner.reportZones(first, count);
+    const zones = this.inner.reportZones(first, count);
+    if (this.waiting.size === 0) return zones;
+    // A device opens a zone when it takes the write, not when the write ends: so does this one's report.
+    return zones.map((z) =>
+      this.waiting.has(z.index) && (z.condition === ZoneCondition.EMPTY || z.condition === ZoneCondition.CLOSED) ? { ...z, condition: ZoneCondition.IMPLICIT_OPEN } : z,
+    );
   }
 
   read(offset: number, length: number): Buffer {
@@ -206,7 +241,43 @@ export class FaultyDevice implements ZonedDevice {
     this.written[zone]! += data.length;
   }
 
+  private startWrite(offset: number, data: Uint8Array): void {
+    if (this.control.crashed) throw new CrashSignal('write start (after the crash)');
+    const zone = Math.floor(offset / this.geometry.zoneSize);
+    if (this.waiting.has(zone)) throw new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `write in zone ${zone}, which has a write in flight`);
+    this.waiting.set(zone, { offset, data });
+  }
+
+  /** The waiting write of `zone` (or every one) ends now. */
+  private endWaiting(zone?: number): void {
+    if (zone !== undefined) {
+      if (this.waiting.has(zone)) this.endWrite(zone);
+      return;
+    }
+    for (const z of [...this.waiting.keys()]) this.endWrite(z);
+  }
+
+  private endWrite(zone: number): void {
+    const w = this.waiting.get(zone)!;
+    this.waiting.delete(zone);
+    let error: ZnsSlabError | undefined;
+    try {
+      this.write(w.offset, w.data);
+    } catch (err) {
+      if (!(err instanceof ZnsSlabError)) throw err; // a crash: the process is gone
+      error = err;
+    }
+    this.endedWrites.push({ zone, offset: w.offset, length: w.data.length, error });
+  }
+
+  private takeEnded(): WriteEnded[] {
+    const out = this.endedWrites;
+    this.endedWrites = [];
+    return out;
+  }
+
   resetZone(zone: number): void {
+    this.endWaiting(zone);
     const kind = this.control.check('reset', `reset of zone ${zone}`);
     if (kind !== undefined) throw injected('eio', `reset of zone ${zone}`);
     this.inner.resetZone(zone);
@@ -216,21 +287,25 @@ export class FaultyDevice implements ZonedDevice {
 
   openZone(zone: number): void {
     if (this.control.crashed) throw new CrashSignal('open zone');
+    this.endWaiting(zone);
     this.inner.openZone(zone);
   }
 
   closeZone(zone: number): void {
     if (this.control.crashed) throw new CrashSignal('close zone');
+    this.endWaiting(zone);
     this.inner.closeZone(zone);
   }
 
   finishZone(zone: number): void {
+    this.endWaiting(zone);
     const kind = this.control.check('finish', `finish of zone ${zone}`);
     if (kind !== undefined) throw injected('eio', `finish of zone ${zone}`);
     this.inner.finishZone(zone);
   }
 
   flush(): void {
+    this.endWaiting();
     const kind = this.control.check('flush', 'device flush');
     if (kind !== undefined) throw injected('eio', 'device flush');
     this.inner.flush();
@@ -239,6 +314,9 @@ export class FaultyDevice implements ZonedDevice {
 
   close(): void {
     if (this.closed) return;
+    // Writes still waiting end first, unless the process died: then they never happened.
+    if (!this.control.crashed) this.endWaiting();
+    this.waiting.clear();
     this.closed = true;
     if (!this.control.crashed) {
       this.inner.close();

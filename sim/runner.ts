@@ -56,6 +56,14 @@ export function simConfigFor(seed: number): SimConfig {
   return SIM_CONFIGS[Math.floor(seed / SIM_GEOMETRIES.length) % SIM_CONFIGS.length]!;
 }
 
+/**
+ * Whether the seed's device writes seals in the background (FaultyDevice's writeStart, ending
+ * at seeded later points): three seeds in four. Replays saved before it existed run without.
+ */
+export function backgroundWritesFor(seed: number): boolean {
+  return seed % 4 !== 0;
+}
+
 /** A gc op without a budget still stops here: moving more than this many device capacities in one call is a livelock. */
 const UNBOUNDED_GC_DEVICE_PASSES = 3;
 
@@ -109,6 +117,8 @@ export interface RunResult {
   gcBytesMoved: number;
   /** Background GC steps that failed (an injected fault, or a device out of zones): counted, not thrown. */
   gcStepFailures: number;
+  /** Background seal writes that failed (an injected fault when they ended): their slabs went back to memory. */
+  sealWriteFailures: number;
   /** Background GC steps that failed with no fault injected, for want of a zone for the GC head. */
   gcStepsOutOfZones: number;
   /** Full checks of every live and freed object after a gc op. */
@@ -123,12 +133,12 @@ export interface RunResult {
 function emptyResult(): RunResult {
   return {
     ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
-    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
+    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
   };
 }
 
 /** Store counters the simulator sums over sessions (GC's work). */
-const GC_COUNTERS = ['gcZonesCollected', 'gcSlabsMoved', 'gcBytesMoved', 'gcStepFailures'] as const;
+const GC_COUNTERS = ['gcZonesCollected', 'gcSlabsMoved', 'gcBytesMoved', 'gcStepFailures', 'sealWriteFailures'] as const;
 
 export interface RunOptions {
   seed: number;
@@ -137,6 +147,8 @@ export interface RunOptions {
   faults?: boolean;
   /** Zone GC options for the store (a replay's); default: the seed's (simConfigFor). */
   gc?: GcOptions | false;
+  /** Background device writes (a replay's); default: the seed's (backgroundWritesFor). */
+  backgroundWrites?: boolean;
   /** Called every `every` operations with the step number. */
   progress?: (step: number) => void;
 }
@@ -178,7 +190,11 @@ class Sim {
   /** Faults injected before the op running. */
   private faultsBeforeOp = 0;
 
-  constructor(dir: string, seed: number, gc: GcOptions | false | undefined) {
+  /** The seeded order in which background writes end (undefined: the device writes synchronously). */
+  private readonly background: Rng | undefined;
+
+  constructor(dir: string, seed: number, gc: GcOptions | false | undefined, backgroundWrites: boolean) {
+    this.background = backgroundWrites ? new Rng(seed ^ 0x5eedb6) : undefined;
     this.storeDir = path.join(dir, 'store');
     this.deviceDir = path.join(dir, 'device');
     this.geometry = SIM_GEOMETRIES[seed % SIM_GEOMETRIES.length]!;
@@ -208,7 +224,7 @@ class Sim {
   private open(): void {
     this.ctl.enabled = false;
     try {
-      this.device = new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl);
+      this.device = new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background);
       this.store = openStoreWith(this.storeDir, { device: this.device, gc: this.gcOptions }, { catalogHooks: this.ctl.catalogHooks() });
     } catch (err) {
       this.fail(`the store refused to open: ${describeError(err)}`);
@@ -692,7 +708,7 @@ class Sim {
     const files = fs.readdirSync(this.deviceDir).filter((f) => f.startsWith('zone-')).length;
     let code: string | undefined;
     try {
-      openStoreWith(this.storeDir, { device: new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl) }, {}).close();
+      openStoreWith(this.storeDir, { device: new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background) }, {}).close();
     } catch (err) {
       code = (err as ZnsSlabError).code;
     }
@@ -869,7 +885,7 @@ async function runWith(seed: number, options: Omit<RunOptions, 'seed'>, next: (s
   let sim: Sim | undefined;
   let step = 0;
   try {
-    sim = new Sim(dir, seed, options.gc);
+    sim = new Sim(dir, seed, options.gc, options.backgroundWrites ?? backgroundWritesFor(seed));
     for (let op = next(sim); op !== undefined; op = next(sim)) {
       await sim.run(op, step);
       step++;

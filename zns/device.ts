@@ -72,6 +72,14 @@ export interface Zone {
 
 export type DeviceKind = 'emulated' | 'libzbd';
 
+/** How a write started with `writeStart` ended: `error` is undefined when every byte was written. */
+export interface WriteEnded {
+  readonly zone: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly error: ZnsSlabError | undefined;
+}
+
 export interface ZonedDevice {
   readonly kind: DeviceKind;
   /** A path a person would recognise: the emulation's folder or the block device node. */
@@ -104,7 +112,23 @@ export interface ZonedDevice {
   openZone(zone: number): void;
   closeZone(zone: number): void;
   finishZone(zone: number): void;
-  /** Everything written before the call is durable when it returns. */
+  /**
+   * Starts an append of `data` at `offset` (the zone's write pointer) and returns at once: the
+   * write goes on in a worker thread (zns/writeQueue.ts). `data` must be a view of a
+   * SharedArrayBuffer and stay unchanged until the write has ended. One write per zone may be in
+   * flight; the zone's write pointer moves when it ends. What `write` refuses up front (write
+   * pointer, condition, limits, alignment) throws here the same way; what fails later is
+   * reported by `writesEnded`. Zone operations, `flush` and `close` wait for the zone's (or
+   * every) write in flight first. Optional: without it the engine writes with `write`.
+   */
+  writeStart?(offset: number, data: Uint8Array): void;
+  /** Writes that ended since the last call (their zone state applied), oldest first. Never blocks. */
+  writesEnded?(): WriteEnded[];
+  /** Blocks until `zone`'s write in flight (without a zone: every one) has ended; then as `writesEnded`. */
+  writesWait?(zone?: number): WriteEnded[];
+  /** Resolves once every write in flight at the call has ended (collect them with `writesEnded`). */
+  writesWaitAsync?(): Promise<void>;
+  /** Everything written before the call (started writes too) is durable when it returns. */
   flush(): void;
   close(): void;
   /**

@@ -14,10 +14,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crashNow, crashPoint, crashPointReached } from '../crashpoints.js';
 import { type FolderLock, lockFolder } from './lock.js';
-import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, isAligned } from './aligned.js';
+import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, alignedShared, isAligned } from './aligned.js';
+import { WriteQueue } from './writeQueue.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
   type DeviceGeometry,
+  type WriteEnded,
   type Zone,
   type ZonedDevice,
   MIN_ZONE_COUNT,
@@ -125,6 +127,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
   /** Zone -> fd, in least-recently-used order (Map keeps insertion order). */
   private readonly fds = new Map<number, number>();
   private readonly dirty = new Set<number>();
+  /** Zone -> its write in flight (writeStart), one per zone. */
+  private readonly inFlight = new Map<number, { ticket: number; offset: number; length: number }>();
+  /** Writes whose end was applied by a wait inside this class, for the next `writesEnded`. */
+  private ended: WriteEnded[] = [];
+  private queue: WriteQueue | undefined;
   private readonly maxOpen: number;
   private readonly maxActive: number;
   private openCount = 0;
@@ -362,44 +369,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   write(offset: number, data: Uint8Array): void {
     this.checkOpen();
-    if (!(data instanceof Uint8Array)) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
-    }
-    const lbs = this.geometry.logicalBlockSize;
-    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
-      throw new ZnsSlabError(
-        ErrorCode.UNALIGNED_IO,
-        `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`,
-      );
-    }
-    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
-    const state = this.zones[zone]!;
-    if (state.condition === ZoneCondition.FULL || state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
-      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZoneCondition[state.condition]}`);
-    }
-    if (within !== state.written) {
-      throw new ZnsSlabError(
-        ErrorCode.ZONE_WRITE_POINTER,
-        `write at ${offset} in zone ${zone}, but its write pointer is ${this.zoneStart(zone) + state.written}`,
-      );
-    }
-    if (within + data.length > this.geometry.zoneCapacity) {
-      throw new ZnsSlabError(
-        ErrorCode.ZONE_WRITE_POINTER,
-        `write of ${data.length} bytes at ${offset} passes zone ${zone}'s capacity (${this.geometry.zoneCapacity} bytes)`,
-      );
-    }
-    if (state.condition === ZoneCondition.EMPTY) {
-      this.checkActive(zone);
-      this.checkOpenResource(zone);
-      this.activeCount++;
-      this.openCount++;
-      state.condition = ZoneCondition.IMPLICIT_OPEN;
-    } else if (state.condition === ZoneCondition.CLOSED) {
-      this.checkOpenResource(zone);
-      this.openCount++;
-      state.condition = ZoneCondition.IMPLICIT_OPEN;
-    }
+    const { zone, within, state } = this.beginWrite(offset, data);
     // O_DIRECT takes aligned memory only: an unaligned caller's bytes are copied first.
     if (this.direct && !isAligned(data, this.align)) {
       const copy = this.bounce.get(data.length);
@@ -424,7 +394,128 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.truncateBack(zone, state.written);
       throw fsError(err, `write of ${data.length} bytes in zone ${zone}`);
     }
-    state.written += data.length;
+    this.wrote(zone, data.length);
+  }
+
+  writeStart(offset: number, data: Uint8Array): void {
+    this.checkOpen();
+    const { zone, within } = this.beginWrite(offset, data);
+    // O_DIRECT: an unaligned image is copied into aligned shared memory of its own (it must
+    // outlive this call, unlike the synchronous write's bounce buffer).
+    if (this.direct && !isAligned(data, this.align)) {
+      const copy = alignedShared(data.length, this.align);
+      copy.set(data);
+      data = copy;
+    }
+    const fd = this.fd(zone);
+    if (crashPointReached('device.write')) {
+      fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
+      crashNow();
+    }
+    const ticket = (this.queue ??= new WriteQueue()).start(fd, data, within, zone);
+    this.inFlight.set(zone, { ticket, offset, length: data.length });
+  }
+
+  writesEnded(): WriteEnded[] {
+    this.collect();
+    const out = this.ended;
+    this.ended = [];
+    return out;
+  }
+
+  writesWait(zone?: number): WriteEnded[] {
+    this.settle(zone);
+    return this.writesEnded();
+  }
+
+  async writesWaitAsync(): Promise<void> {
+    if (this.queue !== undefined) await this.queue.waitAsync();
+  }
+
+  /** Waits for `zone`'s write in flight (or every one) and applies how it ended; `writesEnded` reports it. */
+  private settle(zone?: number): void {
+    if (this.inFlight.size === 0) return;
+    if (zone === undefined) this.queue!.wait();
+    else {
+      const w = this.inFlight.get(zone);
+      if (w === undefined) return;
+      this.queue!.wait(w.ticket);
+    }
+    this.collect();
+  }
+
+  private collect(): void {
+    if (this.inFlight.size === 0) return;
+    for (const end of this.queue!.ended()) {
+      let zone = -1;
+      for (const [z, w] of this.inFlight) if (w.ticket === end.ticket) zone = z;
+      assert(zone >= 0, `write ${end.ticket} ended in a zone with a write in flight`);
+      const w = this.inFlight.get(zone)!;
+      this.inFlight.delete(zone);
+      let error: ZnsSlabError | undefined;
+      if (end.errno === 0 && end.written === w.length) this.wrote(zone, w.length);
+      else {
+        this.truncateBack(zone, this.zones[zone]!.written);
+        const cause = Object.assign(new Error(`${end.code || 'EIO'}: write failed after ${end.written} of ${w.length} bytes`), { code: end.code, errno: end.errno });
+        error = fsError(cause, `write of ${w.length} bytes in zone ${zone}`);
+      }
+      this.ended.push({ zone, offset: w.offset, length: w.length, error });
+    }
+  }
+
+  /**
+   * Checks a write against the zone rules and moves the zone's condition as the device does
+   * when it takes the command (EMPTY or CLOSED -> IMPLICIT_OPEN). Throws what the kernel refuses.
+   */
+  private beginWrite(offset: number, data: Uint8Array): { zone: number; within: number; state: ZoneState } {
+    if (!(data instanceof Uint8Array)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
+    }
+    const lbs = this.geometry.logicalBlockSize;
+    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
+      throw new ZnsSlabError(
+        ErrorCode.UNALIGNED_IO,
+        `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`,
+      );
+    }
+    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
+    const state = this.zones[zone]!;
+    if (state.condition === ZoneCondition.FULL || state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
+      throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZoneCondition[state.condition]}`);
+    }
+    if (this.inFlight.has(zone)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `write at ${offset} in zone ${zone}, which has a write in flight (one at a time per zone)`);
+    }
+    if (within !== state.written) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write at ${offset} in zone ${zone}, but its write pointer is ${this.zoneStart(zone) + state.written}`,
+      );
+    }
+    if (within + data.length > this.geometry.zoneCapacity) {
+      throw new ZnsSlabError(
+        ErrorCode.ZONE_WRITE_POINTER,
+        `write of ${data.length} bytes at ${offset} passes zone ${zone}'s capacity (${this.geometry.zoneCapacity} bytes)`,
+      );
+    }
+    if (state.condition === ZoneCondition.EMPTY) {
+      this.checkActive(zone);
+      this.checkOpenResource(zone);
+      this.activeCount++;
+      this.openCount++;
+      state.condition = ZoneCondition.IMPLICIT_OPEN;
+    } else if (state.condition === ZoneCondition.CLOSED) {
+      this.checkOpenResource(zone);
+      this.openCount++;
+      state.condition = ZoneCondition.IMPLICIT_OPEN;
+    }
+    return { zone, within, state };
+  }
+
+  /** `length` more bytes of the zone are written: its write pointer moves; at capacity it is FULL. */
+  private wrote(zone: number, length: number): void {
+    const state = this.zones[zone]!;
+    state.written += length;
     this.dirty.add(zone);
     if (state.written === this.geometry.zoneCapacity) {
       this.openCount--;
@@ -436,6 +527,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   openZone(zone: number): void {
     this.checkOpen();
+    this.settle(zone);
     const state = this.zoneState(zone);
     switch (state.condition) {
       case ZoneCondition.EXPLICIT_OPEN:
@@ -463,6 +555,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   closeZone(zone: number): void {
     this.checkOpen();
+    this.settle(zone);
     const state = this.zoneState(zone);
     if (state.condition === ZoneCondition.CLOSED) return;
     if (!zoneIsOpen(state.condition)) {
@@ -480,6 +573,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   finishZone(zone: number): void {
     this.checkOpen();
+    this.settle(zone);
     const state = this.zoneState(zone);
     switch (state.condition) {
       case ZoneCondition.FULL:
@@ -512,6 +606,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   resetZone(zone: number): void {
     this.checkOpen();
+    this.settle(zone);
     const state = this.zoneState(zone);
     if (state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot reset zone ${zone}, which is ${ZoneCondition[state.condition]}`);
@@ -536,6 +631,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   flush(): void {
     this.checkOpen();
+    this.settle();
     crashPoint('device.flush');
     for (const zone of this.dirty) {
       try {
@@ -552,6 +648,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
     try {
       this.flush();
     } finally {
+      // The workers write through our fds: every write ends before an fd closes.
+      this.queue?.close();
       for (const fd of this.fds.values()) this.closeFd(fd);
       this.fds.clear();
       this.closed = true;
@@ -646,8 +744,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
       return fd;
     }
     if (this.fds.size >= MAX_CACHED_FDS) {
-      const [oldest] = this.fds.keys();
-      if (oldest !== undefined) this.dropFd(oldest);
+      // The least recently used fd that no write in flight is using (the worker writes through it).
+      for (const oldest of this.fds.keys()) {
+        if (this.inFlight.has(oldest)) continue;
+        this.dropFd(oldest);
+        break;
+      }
     }
     try {
       fd = fs.openSync(path.join(this.path, zoneFileName(zone)), fs.constants.O_RDWR | fs.constants.O_CREAT | (this.direct ? fs.constants.O_DIRECT : 0), 0o644);

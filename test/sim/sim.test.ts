@@ -25,6 +25,7 @@ const replays = fs.readdirSync(path.join(here, 'replays')).filter((f) => f.endsW
 interface Replay {
   seed: number;
   gc?: GcOptions | false;
+  backgroundWrites?: boolean;
   knownBug?: string;
   failsWith?: string;
   ops: Op[];
@@ -36,7 +37,7 @@ describe('saved replays of bugs the simulator found', () => {
   });
   for (const file of replays) {
     const saved = JSON.parse(fs.readFileSync(path.join(here, 'replays', file), 'utf8')) as Replay;
-    const options = saved.gc !== undefined ? { gc: saved.gc } : {};
+    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false };
     if (saved.knownBug !== undefined) {
       it(`${file} (known engine bug ${saved.knownBug}, not fixed yet: still fails with it)`, async () => {
         expect(saved.failsWith, `${file}: a knownBug replay says what it fails with`).toBeDefined();
