@@ -28,7 +28,7 @@ import { CatalogWriter } from './catalogWriter.js';
 import { GC_IDLE_STEP_MS, GC_RESERVE_ZONES, type GcOptions, type GcResult, ZoneGc, checkGcOptions } from './gc.js';
 import { checkDevice, restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
-import { SizeClassTable } from './sizeClass.js';
+import { SLOT_HEADER_BYTES, SizeClassTable } from './sizeClass.js';
 import { Slab, SlabState, decodeSlot, giveBack, storeSeed } from './slab.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type StatsSource, type ZoneStats, classStats, epochStats, globalStats, zoneStats } from './stats.js';
 import { NO_OWNER, ZoneManager } from './zones.js';
@@ -36,6 +36,27 @@ import { NO_OWNER, ZoneManager } from './zones.js';
 export const CATALOG_FILE = 'catalog.db';
 export const DEFAULT_DEVICE_DIR = 'device';
 const FIRST_EPOCH = 1;
+/** Reads `getMany` keeps in flight unless told otherwise (see docs/ARCHITECTURE.md, Reads). */
+export const DEFAULT_QUEUE_DEPTH = 16;
+/** The most reads `getMany` keeps in flight: each holds a buffer of its own. */
+export const MAX_QUEUE_DEPTH = 4096;
+/** An async read whose slab moved (zone GC) while it was in flight is tried again this many times. */
+const READ_RETRIES = 3;
+const HANDLE_MAX = (1n << 64n) - 1n;
+/**
+ * The hot-path handle decoder's scratch: a bigint stored into a BigUint64Array comes out as two
+ * 32-bit halves, with no bigint arithmetic and nothing allocated (engine/handle.ts has the
+ * layout; unpackHandle is the readable version).
+ */
+const handleWord = new BigUint64Array(1);
+const handleHalves = new Uint32Array(handleWord.buffer);
+const LO = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 0 : 1;
+const HI = 1 - LO;
+
+export interface GetManyOptions {
+  /** Device reads kept in flight at once (1 … MAX_QUEUE_DEPTH). Default DEFAULT_QUEUE_DEPTH. */
+  queueDepth?: number;
+}
 
 export interface StoreOptions {
   /**
@@ -176,6 +197,8 @@ export class Store implements Disposable, DomainHost {
   private manualCollector: ZoneGc | undefined;
   /** A put or free happened since the idle timer last looked. */
   private busy = false;
+  /** getInto's device reads land here (reused; grown to the largest stride read). */
+  private scratch: Buffer | undefined;
   /**
    * Slabs whose background write failed after their seal returned: OPEN again (their bytes
    * never left memory), sealed again by the next put that needs a slab, or by flush.
@@ -297,19 +320,131 @@ export class Store implements Disposable, DomainHost {
     return handle;
   }
 
-  /** The object's bytes (a copy). Stale, forged or corrupt handles get a coded error, never other bytes. */
+  /**
+   * The object's bytes (a copy). Stale, forged or corrupt handles get a coded error, never other
+   * bytes. Served from memory while the slab's image is there (open, or sealed with its write
+   * in flight), else read from the device (the page cache, in buffered mode) and checked against
+   * the slot's crc. Synchronous: the fastest read when the bytes are in memory or cached.
+   */
   get(handle: bigint): Buffer {
-    this.checkOpen();
-    const { slab, slot } = this.resolve(handle);
+    const slab = this.lookup(handle);
+    const slot = (handleHalves[LO]! >>> 10) & 0xff;
     this.storeCounters.gets++;
-    // Open, or sealed with its write still in flight: the bytes are in memory.
-    if (slab.buffer !== undefined) return slab.readFromMemory(slot);
-    const zone = this.zones.zones[slab.zone]!;
-    if (this.damaged.size > 0 && this.damaged.has(zone.index)) {
-      throw new ZnsSlabError(ErrorCode.ZONE_LOST, `zone ${zone.index}, which holds slab ${slab.id}, is damaged (see statsZones())`);
+    if (slab.buffer !== undefined) return copyFromMemory(slab, slot);
+    return decodeSlot(this.device.read(this.slotPlace(slab, slot), slab.cls.stride), slab.storeTag, slab.id, slab.generation, slot, slab.cls, true);
+  }
+
+  /**
+   * Copies the object's bytes into `target` and returns how many there are: nothing is
+   * allocated when the slab is in memory, and a device read goes into a buffer the store reuses.
+   * A target shorter than the object is ERR_INVALID_ARGUMENT (nothing is written; the message
+   * gives the object's length). Errors otherwise as `get`.
+   */
+  getInto(handle: bigint, target: Uint8Array): number {
+    if (!utilTypes.isUint8Array(target)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `getInto: target must be a Buffer or Uint8Array, got ${describe(target)}`);
+    const slab = this.lookup(handle);
+    const slot = (handleHalves[LO]! >>> 10) & 0xff;
+    this.storeCounters.gets++;
+    const room = typedArrayByteLength.call(target) as number;
+    const memory = slab.buffer;
+    if (memory !== undefined) {
+      const at = slab.memorySlotOffset(slot) + SLOT_HEADER_BYTES;
+      const length = memoryLength(slab, memory, at);
+      if (length > room) throw targetTooSmall(room, length);
+      memory.copy(target, 0, at, at + length);
+      return length;
     }
-    const bytes = this.device.read(zone.start + slab.slotOffset(slot), slab.cls.stride);
-    return decodeSlot(bytes, slab.storeTag, slab.id, slab.generation, slot, slab.cls, true);
+    const stride = slab.cls.stride;
+    if (this.scratch === undefined || this.scratch.length < stride) this.scratch = Buffer.allocUnsafeSlow(Math.max(stride, 2 * (this.scratch?.length ?? 0)));
+    const bytes = this.scratch.subarray(0, stride);
+    const place = this.slotPlace(slab, slot);
+    if (this.device.readInto !== undefined) this.device.readInto(place, bytes);
+    else bytes.set(this.device.read(place, stride));
+    const payload = decodeSlot(bytes, slab.storeTag, slab.id, slab.generation, slot, slab.cls, true);
+    if (payload.length > room) throw targetTooSmall(room, payload.length);
+    payload.copy(target);
+    return payload.length;
+  }
+
+  /**
+   * `get` without blocking the event loop on the device: the read goes to libuv's thread pool
+   * (device.readAsync) and many may be in flight. Memory-served objects resolve at once. Every
+   * error is a rejection, with the codes `get` throws; if the object is freed, its epoch closed
+   * or its slab reused while the read is in flight, ERR_STALE_HANDLE (the handle is checked
+   * again when the bytes arrive, and the slot's crc covers its identity).
+   */
+  getAsync(handle: bigint): Promise<Buffer> {
+    try {
+      const got = this.startGet(handle);
+      return got instanceof Promise ? got : Promise.resolve(got);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The objects of `handles`, in their order, keeping up to `queueDepth` device reads in flight
+   * (memory-served objects do not take a place in the queue). Never throws: bad arguments and
+   * bad handles reject. A bad handle stops new reads; once the reads in flight are done, the
+   * promise rejects with the error of the lowest index that failed, its code the one `get`
+   * gives (the message names `handles[i]`; the original is its cause).
+   */
+  getMany(handles: readonly bigint[], options?: GetManyOptions): Promise<Buffer[]> {
+    let depth: number;
+    try {
+      this.checkOpen();
+      if (!Array.isArray(handles)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `getMany: handles must be an array of handles, got ${describe(handles)}`);
+      depth = checkQueueDepth(options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const n = handles.length;
+    const out = new Array<Buffer>(n);
+    return new Promise<Buffer[]>((resolve, reject) => {
+      let next = 0;
+      let inFlight = 0;
+      let failedAt = n;
+      let failure: unknown;
+      const fail = (i: number, err: unknown): void => {
+        if (i < failedAt) {
+          failedAt = i;
+          failure = err;
+        }
+      };
+      const pump = (): void => {
+        while (failedAt === n && next < n && inFlight < depth) {
+          const i = next++;
+          let got: Buffer | Promise<Buffer>;
+          try {
+            got = this.startGet(handles[i]!);
+          } catch (err) {
+            fail(i, err);
+            break;
+          }
+          if (!(got instanceof Promise)) {
+            out[i] = got;
+            continue;
+          }
+          inFlight++;
+          got.then(
+            (bytes) => {
+              out[i] = bytes;
+              inFlight--;
+              pump();
+            },
+            (err: unknown) => {
+              fail(i, err);
+              inFlight--;
+              pump();
+            },
+          );
+        }
+        if (inFlight > 0) return;
+        if (failedAt < n) reject(failure instanceof ZnsSlabError ? new ZnsSlabError(failure.code, `getMany: handles[${failedAt}]: ${failure.message}`, { cause: failure }) : failure);
+        else if (next === n) resolve(out);
+      };
+      pump();
+    });
   }
 
   /** Frees the object. Its handle (and any copy of it) goes stale at once. */
@@ -641,6 +776,86 @@ export class Store implements Disposable, DomainHost {
 
   // ---- internals -------------------------------------------------------------------------
 
+  /**
+   * The live slab a handle names: as `resolve` checks it (version, slab id and generation,
+   * class, slot handed out, live), with no allocation on success; the handle's halves stay in
+   * `handleHalves` for the caller to take the slot from. Anything it refuses goes to `resolve`,
+   * which names what is wrong.
+   */
+  private lookup(handle: bigint): Slab {
+    if (this.closed) this.checkOpen();
+    if (typeof handle === 'bigint' && handle >= 0n && handle <= HANDLE_MAX) {
+      handleWord[0] = handle;
+      const lo = handleHalves[LO]!;
+      const hi = handleHalves[HI]!;
+      const slab = this.registry.get(hi >>> 10);
+      const slot = (lo >>> 10) & 0xff;
+      if (
+        slab !== undefined &&
+        (lo & 0b11) === HANDLE_VERSION &&
+        slab.generation === (hi & 0x3ff) * 16384 + (lo >>> 18) &&
+        slab.cls.index === ((lo >>> 2) & 0xff) &&
+        slot < slab.slotCount &&
+        (slab.live[slot >>> 5]! & (1 << (slot & 31))) !== 0
+      ) {
+        return slab;
+      }
+    }
+    this.resolve(handle);
+    throw new ZnsSlabError(ErrorCode.INTERNAL, `zns-slab invariant violated: handle ${String(handle)} refused by the fast path, accepted by resolve`);
+  }
+
+  /** Where a sealed slab's slot is on the device (ERR_ZONE_LOST in a damaged zone of a salvage open). */
+  private slotPlace(slab: Slab, slot: number): number {
+    const zone = this.zones.zones[slab.zone]!;
+    if (this.damaged.size > 0 && this.damaged.has(zone.index)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_LOST, `zone ${zone.index}, which holds slab ${slab.id}, is damaged (see statsZones())`);
+    }
+    return zone.start + slab.slotOffset(slot);
+  }
+
+  /** A get started: the bytes now (memory, or a device without readAsync), or a read in flight. Throws what `get` throws. */
+  private startGet(handle: bigint): Buffer | Promise<Buffer> {
+    const slab = this.lookup(handle);
+    const slot = (handleHalves[LO]! >>> 10) & 0xff;
+    this.storeCounters.gets++;
+    if (slab.buffer !== undefined) return copyFromMemory(slab, slot);
+    if (this.device.readAsync === undefined) {
+      return decodeSlot(this.device.read(this.slotPlace(slab, slot), slab.cls.stride), slab.storeTag, slab.id, slab.generation, slot, slab.cls, true);
+    }
+    return this.readSlotAsync(handle, slab, slot);
+  }
+
+  /**
+   * One slot read on the device's thread pool. When the bytes arrive, the handle is looked up
+   * again: freed, closed or reused meanwhile is ERR_STALE_HANDLE (a store closed meanwhile,
+   * ERR_CLOSED), whatever the bytes say. A slab moved by zone GC (or back in memory) meanwhile
+   * is read again where it is now, should the old place fail.
+   */
+  private async readSlotAsync(handle: bigint, slab: Slab, slot: number): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const place = this.slotPlace(slab, slot);
+      let bytes: Buffer | undefined;
+      let readError: unknown;
+      try {
+        bytes = await this.device.readAsync!(place, slab.cls.stride);
+      } catch (err) {
+        readError = err;
+      }
+      const now = this.lookup(handle);
+      const moved = now !== slab || now.buffer !== undefined || this.zones.zones[now.zone]!.start + now.slotOffset(slot) !== place;
+      if (readError === undefined) {
+        try {
+          return decodeSlot(bytes!, now.storeTag, now.id, now.generation, slot, now.cls, true);
+        } catch (err) {
+          if (!moved || attempt >= READ_RETRIES || !(err instanceof ZnsSlabError && err.code === ErrorCode.CHECKSUM)) throw err;
+        }
+      } else if (!moved || attempt >= READ_RETRIES) throw readError;
+      if (now.buffer !== undefined) return copyFromMemory(now, slot);
+      slab = now;
+    }
+  }
+
   private resolve(handle: bigint): { slab: Slab; slot: number } {
     const h = unpackHandle(handle);
     if (h.version !== HANDLE_VERSION) {
@@ -966,6 +1181,45 @@ export class Store implements Disposable, DomainHost {
       },
     };
   }
+}
+
+/**
+ * A copy of a slot's payload from its slab's image in memory. The bytes were written by this
+ * process (an append, or a seal's image waiting for its write): the registry has already
+ * checked the handle's identity, so the stored length is checked and the crc is not (it
+ * guards bytes that crossed a device: every device read is checked).
+ */
+function copyFromMemory(slab: Slab, slot: number): Buffer {
+  const memory = slab.buffer!;
+  const at = slab.memorySlotOffset(slot) + SLOT_HEADER_BYTES;
+  const length = memoryLength(slab, memory, at);
+  const out = Buffer.allocUnsafe(length);
+  memory.copy(out, 0, at, at + length);
+  return out;
+}
+
+/** The payload length stored in front of the slot's bytes at `at` (ERR_INTERNAL if it cannot be: memory is ours). */
+function memoryLength(slab: Slab, memory: Buffer, at: number): number {
+  const length = memory.readUInt32LE(at - SLOT_HEADER_BYTES);
+  if (length > slab.cls.size || at + length > memory.length) {
+    throw new ZnsSlabError(ErrorCode.INTERNAL, `zns-slab invariant violated: slot at ${at} of slab ${slab.id} in memory holds length ${length}, over its ${slab.cls.size}-byte class`);
+  }
+  return length;
+}
+
+function targetTooSmall(room: number, length: number): ZnsSlabError {
+  return new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `getInto: target holds ${room} bytes; the object has ${length}`);
+}
+
+function checkQueueDepth(options: unknown): number {
+  if (options === undefined) return DEFAULT_QUEUE_DEPTH;
+  if (typeof options !== 'object' || options === null) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `getMany: options must be an object, got ${describe(options)}`);
+  const depth = (options as GetManyOptions).queueDepth;
+  if (depth === undefined) return DEFAULT_QUEUE_DEPTH;
+  if (typeof depth !== 'number' || !Number.isInteger(depth) || depth < 1 || depth > MAX_QUEUE_DEPTH) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `getMany: options.queueDepth must be an integer in [1, ${MAX_QUEUE_DEPTH}], got ${describe(depth)}`);
+  }
+  return depth;
 }
 
 function checkBudget(options: GcCallOptions, key: 'maxBytes' | 'maxMs'): number {

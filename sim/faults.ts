@@ -222,6 +222,30 @@ export class FaultyDevice implements ZonedDevice {
     return this.inner.read(offset, length);
   }
 
+  /** As `read` (the same faults and crash), into the caller's buffer. */
+  readInto(offset: number, target: Uint8Array): void {
+    const kind = this.control.check('read', `read at ${offset}`);
+    if (kind !== undefined) throw injected('eio', `read at ${offset}`);
+    if (this.inner.readInto !== undefined) this.inner.readInto(offset, target);
+    else target.set(this.inner.read(offset, target.byteLength));
+  }
+
+  /** As `read` (the same faults and crash, decided when the read starts), on the inner device's thread pool; rejects, never throws. */
+  readAsync(offset: number, length: number): Promise<Buffer> {
+    try {
+      const kind = this.control.check('read', `read at ${offset}`);
+      if (kind !== undefined) throw injected('eio', `read at ${offset}`);
+      if (this.inner.readAsync !== undefined) return this.inner.readAsync(offset, length);
+      return Promise.resolve(this.inner.read(offset, length));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  get direct(): boolean {
+    return this.inner.direct === true;
+  }
+
   write(offset: number, data: Uint8Array): void {
     const zone = Math.floor(offset / this.geometry.zoneSize);
     const kind = this.control.check('write', `write of ${data.length} bytes in zone ${zone}`);
