@@ -48,7 +48,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { setImmediate as tick } from 'node:timers/promises';
@@ -60,6 +59,7 @@ import { open as openLmdb, type RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
 import { openCache, type Cache } from '../index.js';
 import { diskUsage } from '../tools/diskUsage.js';
+import { packageVersion } from './lib/system.js';
 import { rng } from './rng.js';
 
 // ----- configuration -----------------------------------------------------------------------
@@ -141,24 +141,6 @@ function apparentSize(dir: string): number {
     total += entry.isDirectory() ? apparentSize(p) : fs.statSync(p).size;
   }
   return total;
-}
-
-function packageVersion(name: string): string | undefined {
-  try {
-    let dir = path.dirname(createRequire(import.meta.url).resolve(name));
-    for (;;) {
-      const file = path.join(dir, 'package.json');
-      if (fs.existsSync(file)) {
-        const pkg = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === name) return pkg.version;
-      }
-      const up = path.dirname(dir);
-      if (up === dir) return undefined;
-      dir = up;
-    }
-  } catch {
-    return undefined;
-  }
 }
 
 // ----- the workload: keys, values, operation sequences ------------------------------------

@@ -37,10 +37,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
-import { open as openLmdb } from 'lmdb';
-import { openStore, type Store } from '../engine/store.js';
 import { diskUsage } from '../tools/diskUsage.js';
+import { CHURN_GEOMETRY, type ChurnImpl, type ZnsSample, lmdbChurnImpl, sqliteChurnImpl, znsChurnImpl } from './lib/churnEngines.js';
+import { churnPayload } from './lib/payload.js';
+import { type Dist, dist, r3 } from './lib/stats.js';
+import { describeError, fsType, gc, procIo, say, timerOverheadNs } from './lib/system.js';
 import { rng } from './rng.js';
 
 // ----- configuration -----------------------------------------------------------------------
@@ -81,7 +82,7 @@ const FLOOR_CHUNK = 256 * 1024;
 const FLOOR_WRAP = 256 * 1024 * 1024;
 const MiB = 1024 * 1024;
 /** The emulated device: small zones, so zone granularity does not dominate. */
-const GEOMETRY = { zoneCount: 1024, zoneSize: 4 * MiB, zoneCapacity: 4 * MiB };
+const GEOMETRY = CHURN_GEOMETRY;
 
 const ROOT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SVG = argValue('--svg') ?? (QUICK || FROM !== undefined ? undefined : path.join(ROOT_DIR, 'docs', 'churn.svg'));
@@ -103,44 +104,6 @@ const COLORS: Record<EngineName, string> = {
   sqlite: '#7f6000',
 };
 
-function say(line: string): void {
-  process.stderr.write(line + '\n');
-}
-
-function gc(): boolean {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (!g) return false;
-  g();
-  g();
-  return true;
-}
-
-function r3(x: number): number {
-  return Number(x.toFixed(3));
-}
-
-/** /proc/self/io: wchar (bytes passed to write calls, tmpfs included) and write_bytes (sent to a block device). */
-function procIo(): { wchar: number; writeBytes: number } | undefined {
-  try {
-    const text = fs.readFileSync('/proc/self/io', 'utf8');
-    const field = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
-    return { wchar: field('wchar'), writeBytes: field('write_bytes') };
-  } catch {
-    return undefined;
-  }
-}
-
-function fsType(dir: string): string {
-  try {
-    const mounts = fs.readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' '));
-    let best: string[] | undefined;
-    for (const m of mounts) if (m[1] && (dir === m[1] || dir.startsWith(m[1].endsWith('/') ? m[1] : m[1] + '/')) && (!best || m[1].length > best[1]!.length)) best = m;
-    return best ? `${best[2]} (${best[1]})` : 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 function benchRoot(): string {
   const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
   return fs.mkdtempSync(path.join(base, 'zns-churn-'));
@@ -148,50 +111,6 @@ function benchRoot(): string {
 
 // ----- results -----------------------------------------------------------------------------
 
-interface Dist {
-  count: number;
-  p50Us: number;
-  p99Us: number;
-  p999Us: number;
-  maxUs: number;
-  meanUs: number;
-}
-
-function dist(samplesMs: Float64Array, n: number): Dist {
-  const s = samplesMs.slice(0, n).sort();
-  const at = (q: number) => r3(s[Math.min(n - 1, Math.floor(q * n))]! * 1000);
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += s[i]!;
-  return { count: n, p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999), maxUs: r3(s[n - 1]! * 1000), meanUs: r3((sum / n) * 1000) };
-}
-
-interface ZnsSample {
-  spaceAmplification: number | null;
-  writeAmplification: number | null;
-  deviceBytesWritten: number;
-  userBytesPut: number;
-  gcZonesCollected: number;
-  gcSlabsMoved: number;
-  gcBytesMoved: number;
-  gcBytesFreed: number;
-  gcMs: number;
-  gcStepFailures: number;
-  gcLastError: string | null;
-  zoneResets: number;
-  zonesFinishedEarly: number;
-  finishWasteBytes: number;
-  zonesFree: number;
-  zonesOwned: number;
-  epochsLive: number;
-  liveObjects: number;
-  /** Bytes written in owned zones, and the live slots in them (what GC's spaceAmplification divides). */
-  zoneBytesWritten: number;
-  zoneBytesLive: number;
-  /** Slot bytes (header + class size) of the live objects: payload / this is the size classes' rounding. */
-  liveSlotBytes: number;
-  /** Allocated bytes of the device folder alone (the rest of the store's disk is the catalog). */
-  deviceDiskBytes: number;
-}
 
 interface Sample {
   cycle: number;
@@ -239,181 +158,22 @@ interface EngineResult {
   error?: string;
 }
 
-// ----- engines (child side) ----------------------------------------------------------------
+// ----- engines (child side): the adapters are in lib/churnEngines.ts ------------------------
 
-interface Impl {
-  durability: string;
-  flushOp: string;
-  put(slot: number, id: number, bytes: Buffer): void;
-  free(slot: number): void;
-  flush(): void | Promise<void>;
-  read(slot: number): Buffer | undefined;
-  zns?: () => ZnsSample;
-  /** zns-slab with epochs: start a new epoch, returns its id. */
-  advance?: () => number;
-  /** The store's current epoch (for the bookkeeping of which slot is in which epoch). */
-  currentEpoch?: () => number;
-  /** Close an epoch the benchmark counts as empty; returns a mismatch message if the store disagrees. */
-  closeEpoch?: (epoch: number) => string | undefined;
-  verifyStore?: () => string;
-  close(): void;
-}
-
-function znsImpl(dir: string, mode: 'gc' | 'nogc' | 'epochs'): Impl {
-  const store: Store = openStore(dir, mode === 'nogc' ? { geometry: GEOMETRY, gc: false } : GC_OPTIONS !== undefined ? { geometry: GEOMETRY, gc: GC_OPTIONS } : { geometry: GEOMETRY });
-  const handles = new BigUint64Array(LIVE);
-  return {
-    durability: 'durable at flush() (device fsync, then the catalog commits); no sync per operation',
-    flushOp: `store.flush() every ${FLUSH_EVERY} cycles`,
-    put(slot, _id, bytes) {
-      handles[slot] = store.put(bytes);
-    },
-    free(slot) {
-      store.free(handles[slot]!);
-    },
-    flush() {
-      store.flush();
-    },
-    read(slot) {
-      return store.get(handles[slot]!);
-    },
-    zns() {
-      const g = store.statsGlobal();
-      const c = g.counters;
-      return {
-        spaceAmplification: g.derived.spaceAmplification === null ? null : r3(g.derived.spaceAmplification),
-        writeAmplification: g.derived.writeAmplification === null ? null : r3(g.derived.writeAmplification),
-        deviceBytesWritten: c.deviceBytesWritten,
-        userBytesPut: c.userBytesPut,
-        gcZonesCollected: c.gcZonesCollected,
-        gcSlabsMoved: c.gcSlabsMoved,
-        gcBytesMoved: c.gcBytesMoved,
-        gcBytesFreed: c.gcBytesFreed,
-        gcMs: r3(c.gcMs),
-        gcStepFailures: c.gcStepFailures,
-        gcLastError: g.gc.lastError,
-        zoneResets: c.zoneResets,
-        zonesFinishedEarly: c.zonesFinishedEarly,
-        finishWasteBytes: c.finishWasteBytes,
-        zonesFree: g.zones.free,
-        zonesOwned: g.zones.owned,
-        epochsLive: g.epochs.length,
-        liveObjects: g.liveObjects,
-        zoneBytesWritten: g.gc.bytesWritten,
-        zoneBytesLive: g.gc.bytesLive,
-        liveSlotBytes: g.derived.liveBytes,
-        deviceDiskBytes: diskUsage(path.join(dir, 'device')),
-      };
-    },
-    ...(mode === 'epochs'
-      ? {
-          advance: () => store.epochAdvance(),
-          currentEpoch: () => store.epochCurrent(),
-          closeEpoch: (epoch: number) => {
-            const live = store.statsEpoch(epoch).liveObjects;
-            if (live !== 0) return `epoch ${epoch}: the benchmark counts 0 live objects, statsEpoch says ${live} (not closed)`;
-            store.epochClose(epoch);
-            return undefined;
-          },
-        }
-      : {}),
-    verifyStore() {
-      store.verify();
-      return 'store.verify() passed';
-    },
-    close() {
-      store.close();
-    },
-  };
-}
-
-function lmdbImpl(dir: string): Impl {
-  const db = openLmdb<Buffer, number>({ path: dir, noSync: true, encoding: 'binary', keyEncoding: 'uint32' });
-  const ids = new Uint32Array(LIVE);
-  return {
-    durability: 'open({ noSync: true }): each putSync/removeSync is its own committed write transaction, not synced; db.sync() (mdb_env_sync) every flush',
-    flushOp: `await db.sync() every ${FLUSH_EVERY} cycles`,
-    put(slot, id, bytes) {
-      ids[slot] = id;
-      db.putSync(id, bytes);
-    },
-    free(slot) {
-      db.removeSync(ids[slot]!);
-    },
-    flush() {
-      return new Promise<void>((resolve, reject) => {
-        // RootDatabase.sync(callback): mdb_env_sync on a worker thread (not in lmdb-js's typings).
-        (db as unknown as { sync(cb: (err?: unknown) => void): void }).sync((err) => (err ? reject(err as Error) : resolve()));
-      });
-    },
-    read(slot) {
-      return db.getBinary(ids[slot]!);
-    },
-    close() {
-      db.close();
-    },
-  };
-}
-
-function sqliteImpl(dir: string): Impl {
-  const db = new Database(path.join(dir, 'churn.db'));
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)');
-  const insert = db.prepare('INSERT INTO t (id, v) VALUES (?, ?)');
-  const remove = db.prepare('DELETE FROM t WHERE id = ?');
-  const select = db.prepare<[number], Buffer>('SELECT v FROM t WHERE id = ?').pluck();
-  const ids = new Uint32Array(LIVE);
-  return {
-    durability: 'WAL, synchronous=NORMAL: each INSERT/DELETE its own autocommit transaction, no fsync per commit (the WAL is synced at checkpoints); default autocheckpoint (1000 pages)',
-    flushOp: `PRAGMA wal_checkpoint(PASSIVE) every ${FLUSH_EVERY} cycles (syncs the WAL, then the database)`,
-    put(slot, id, bytes) {
-      ids[slot] = id;
-      insert.run(id, bytes);
-    },
-    free(slot) {
-      remove.run(ids[slot]!);
-    },
-    flush() {
-      db.pragma('wal_checkpoint(PASSIVE)');
-    },
-    read(slot) {
-      return select.get(ids[slot]!);
-    },
-    verifyStore() {
-      const ok = db.pragma('integrity_check', { simple: true });
-      return `integrity_check: ${String(ok)}`;
-    },
-    close() {
-      db.close();
-    },
-  };
-}
-
-function openImpl(engine: EngineName, dir: string): Impl {
+function openImpl(engine: EngineName, dir: string): ChurnImpl {
+  const config = { live: LIVE, flushEvery: FLUSH_EVERY };
   switch (engine) {
     case 'zns-gc':
-      return znsImpl(dir, 'gc');
+      return znsChurnImpl(dir, 'gc', { ...config, geometry: GEOMETRY, gcOptions: GC_OPTIONS });
     case 'zns-nogc':
-      return znsImpl(dir, 'nogc');
+      return znsChurnImpl(dir, 'nogc', { ...config, geometry: GEOMETRY });
     case 'zns-epochs':
-      return znsImpl(dir, 'epochs');
+      return znsChurnImpl(dir, 'epochs', { ...config, geometry: GEOMETRY, gcOptions: GC_OPTIONS });
     case 'lmdb':
-      return lmdbImpl(dir);
+      return lmdbChurnImpl(dir, config);
     case 'sqlite':
-      return sqliteImpl(dir);
+      return sqliteChurnImpl(dir, config);
   }
-}
-
-function timerOverheadNs(): number {
-  const n = 200_000;
-  const d = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const a = performance.now();
-    d[i] = performance.now() - a;
-  }
-  d.sort();
-  return r3(d[n >> 1]! * 1e6);
 }
 
 async function runEngine(engine: EngineName, root: string): Promise<EngineResult> {
@@ -423,12 +183,7 @@ async function runEngine(engine: EngineName, root: string): Promise<EngineResult
   const random = rng(SEED);
   // One payload: bytes 0-3 carry the object's id (written before each put), the rest is fixed,
   // so a read can be checked; a view per size, made once.
-  const big = Buffer.allocUnsafeSlow(MAX_SIZE);
-  const fillRandom = rng(SEED ^ 0x5a5a5a5a);
-  for (let i = 0; i < MAX_SIZE; i++) big[i] = Math.floor(fillRandom() * 256);
-  const idWord = new Uint32Array(big.buffer, big.byteOffset, 1);
-  const views: Buffer[] = [];
-  for (let s = 0; s <= MAX_SIZE; s++) views.push(big.subarray(0, s));
+  const { views, idWord } = churnPayload(SEED ^ 0x5a5a5a5a, MAX_SIZE);
   const randomSize = () => MIN_SIZE + Math.floor(random() * (MAX_SIZE - MIN_SIZE + 1));
 
   const sizes = new Uint32Array(LIVE);
@@ -640,11 +395,6 @@ async function runEngine(engine: EngineName, root: string): Promise<EngineResult
     gcExposed,
     ...(error !== undefined ? { error } : {}),
   };
-}
-
-function describeError(err: unknown): string {
-  if (err instanceof Error) return `${(err as { code?: string }).code ? `${(err as { code?: string }).code}: ` : ''}${err.message}`;
-  return String(err);
 }
 
 // ----- parent: run the children, the floor, the report ------------------------------------
