@@ -1,21 +1,15 @@
 /** zns-slab behind the peers' key-value face (bench/peers/kv.ts). */
-import { openStore, type Store, type StoreOptions } from '../../../engine/store.js';
+import { openStore, type Store } from '../../../engine/store.js';
 import { ErrorCode, ZnsSlabError } from '../../../errors.js';
 import { diskUsage } from '../../../tools/diskUsage.js';
 import { STORE_GEOMETRY } from '../config.js';
 import { type ExpiryOutcome, type Kv, type KvOptions, MissingFeature, timeMs } from '../kv.js';
 
-/** Opens the store; `direct` needs the O_DIRECT emulated device (MissingFeature when this build has none). */
+/** Opens the store; `direct`: on its O_DIRECT emulated device (MissingFeature where the filesystem refuses O_DIRECT). */
 export function openStoreForBench(dir: string, direct: boolean): Store {
-  // Built loosely: `direct` is not in StoreOptions until the O_DIRECT device lands.
-  const options: Record<string, unknown> = { geometry: STORE_GEOMETRY };
-  if (direct) options.direct = true;
   try {
-    return openStore(dir, options as StoreOptions);
+    return openStore(dir, direct ? { geometry: STORE_GEOMETRY, direct: true } : { geometry: STORE_GEOMETRY });
   } catch (err) {
-    if (direct && err instanceof ZnsSlabError && /unknown option 'direct'/.test(err.message)) {
-      throw new MissingFeature("openStore(dir, { direct: true }): this build's emulated device has no O_DIRECT mode");
-    }
     // The machine, not the store: a filesystem without O_DIRECT (tmpfs) cannot run these.
     if (direct && err instanceof ZnsSlabError && err.code === ErrorCode.DIRECT_IO_UNSUPPORTED) throw new MissingFeature(`O_DIRECT: ${err.message}`);
     throw err;

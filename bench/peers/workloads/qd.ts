@@ -5,7 +5,6 @@
  * on its own), depth N is store.getMany(handles, { queueDepth: N }). The zone files stay for the
  * floors (fio, Node O_DIRECT pread), which read the same files at the same depths.
  */
-import type { Store } from '../../../engine/store.js';
 import { dist, r3 } from '../../lib/stats.js';
 import { gc } from '../../lib/system.js';
 import { QUEUE_DEPTHS, type Sizes } from '../config.js';
@@ -15,18 +14,8 @@ import { sameBytes, valueOf } from '../values.js';
 import { randomKeys } from './common.js';
 
 /** Handles per getMany call: enough that the call's own cost is spread over many reads. */
-const HANDLES_PER_CALL_PER_DEPTH = 16;
-const MIN_HANDLES_PER_CALL = 256;
-
-type GetMany = (handles: readonly bigint[], options?: { queueDepth?: number }) => Promise<Buffer[]>;
-
-/** What a store without getMany cannot measure (depth 1 still runs, through store.get). */
-export const GET_MANY_MISSING = 'store.getMany(handles, { queueDepth }) is not in this build: queue depths above 1 (and getMany at depth 1) not measured';
-
-function getManyOf(store: Store): GetMany | undefined {
-  const fn = (store as unknown as { getMany?: GetMany }).getMany;
-  return typeof fn === 'function' ? fn.bind(store) : undefined;
-}
+const HANDLES_PER_CALL_PER_DEPTH = 64;
+const MIN_HANDLES_PER_CALL = 1024;
 
 export async function qdReadStore(dir: string, z: Sizes, seed: number): Promise<Measured> {
   let store = openStoreForBench(dir, true);
@@ -35,7 +24,6 @@ export async function qdReadStore(dir: string, z: Sizes, seed: number): Promise<
   store.close();
   store = openStoreForBench(dir, true);
   try {
-    const getMany = getManyOf(store);
     const order = randomKeys(seed, 1 << 20, z.qdObjects);
     let next = 0;
     const pick = (): number => order[next++ & (order.length - 1)]!;
@@ -57,14 +45,14 @@ export async function qdReadStore(dir: string, z: Sizes, seed: number): Promise<
       metrics.qd1MBps = r3((n * z.qdValueBytes) / 1e6 / seconds);
       Object.assign(metrics, distMetrics('qd1', dist(samples, n)));
     }
-    for (const depth of getMany === undefined ? [] : QUEUE_DEPTHS) {
+    for (const depth of QUEUE_DEPTHS) {
       const perCall = Math.max(MIN_HANDLES_PER_CALL, depth * HANDLES_PER_CALL_PER_DEPTH);
       const batch: bigint[] = new Array<bigint>(perCall);
       let reads = 0;
       const t0 = performance.now();
       while (performance.now() - t0 < budgetMs) {
         for (let i = 0; i < perCall; i++) batch[i] = handles[pick()]!;
-        await getMany!(batch, { queueDepth: depth });
+        await store.getMany(batch, { queueDepth: depth });
         reads += perCall;
       }
       const seconds = (performance.now() - t0) / 1000;
@@ -74,18 +62,13 @@ export async function qdReadStore(dir: string, z: Sizes, seed: number): Promise<
     }
     // Check a sample through both paths.
     const keys = randomKeys(seed ^ 0x6666, z.verifySample, z.qdObjects);
-    const many = getMany === undefined ? undefined : await getMany(Array.from(keys, (k) => handles[k]!), { queueDepth: QUEUE_DEPTHS[QUEUE_DEPTHS.length - 1] });
+    const many = await store.getMany(Array.from(keys, (k) => handles[k]!), { queueDepth: QUEUE_DEPTHS[QUEUE_DEPTHS.length - 1] });
     let wrong = 0;
     keys.forEach((k, i) => {
       const want = valueOf(k, z.qdValueBytes);
-      if ((many !== undefined && !sameBytes(many[i], want)) || !sameBytes(store.get(handles[k]!), want)) wrong++;
+      if (!sameBytes(many[i], want) || !sameBytes(store.get(handles[k]!), want)) wrong++;
     });
-    return {
-      metrics,
-      detail: { threadpool: process.env.UV_THREADPOOL_SIZE ?? 'default (4)' },
-      verify: { checked: keys.length, wrong },
-      ...(getMany === undefined ? { missing: GET_MANY_MISSING } : {}),
-    };
+    return { metrics, detail: { threadpool: process.env.UV_THREADPOOL_SIZE ?? 'default (4)' }, verify: { checked: keys.length, wrong } };
   } finally {
     store.close();
   }
