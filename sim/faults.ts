@@ -222,6 +222,9 @@ export class FaultyDevice implements ZonedDevice {
     return this.inner.read(offset, length);
   }
 
+  /** readAsync calls so far: the simulator tells a read that went to the device from one served from memory. */
+  asyncReads = 0;
+
   /** As `read` (the same faults and crash), into the caller's buffer. */
   readInto(offset: number, target: Uint8Array): void {
     const kind = this.control.check('read', `read at ${offset}`);
@@ -232,6 +235,7 @@ export class FaultyDevice implements ZonedDevice {
 
   /** As `read` (the same faults and crash, decided when the read starts), on the inner device's thread pool; rejects, never throws. */
   readAsync(offset: number, length: number): Promise<Buffer> {
+    this.asyncReads++;
     try {
       const kind = this.control.check('read', `read at ${offset}`);
       if (kind !== undefined) throw injected('eio', `read at ${offset}`);

@@ -9,6 +9,11 @@ import type { Rng } from './rng.js';
 export type Op =
   | { k: 'put'; size: number; to: 'current' | 'epoch'; pick: number }
   | { k: 'get'; pick: number }
+  /**
+   * `count` async reads (getAsync, and one getMany of them all at `depth`) started, then `during`
+   * runs while they are in flight, then each result is held against the model.
+   */
+  | { k: 'getAsync'; pick: number; count: number; depth: number; during: ReadDuring }
   | { k: 'free'; pick: number }
   /** Frees up to `count` live objects of one epoch, oldest first: empties whole slabs. */
   | { k: 'freeMany'; pick: number; count: number }
@@ -30,6 +35,9 @@ export type Op =
    * (sizes drawn from `pick`): zones stay partly live, the work zone GC exists for.
    */
   | { k: 'churn'; pick: number; count: number };
+
+/** What runs while async reads are in flight: nothing, a free of one of them, an epoch close, zone GC, a flush, a clean reopen, a crash. */
+export type ReadDuring = 'none' | 'free' | 'closeEpoch' | 'gc' | 'flush' | 'reopen' | 'crash';
 
 /**
  * What a seed's workload looks like. 'classic': epochs advance and close often (zone resets
@@ -68,6 +76,7 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
   const weights = {
     put: 40,
     get: 20,
+    getAsync: 5,
     free: hints.liveObjects > 0 ? 14 : 0,
     freeMany: hints.liveObjects > 0 ? 2 : 0,
     flush: 5,
@@ -98,6 +107,10 @@ export function generateOp(rng: Rng, hints: GenHints, maxObjectSize: number): Op
       return { k };
     case 'freeMany':
       return { k, pick: rng.u32(), count: 1 + rng.below(rng.chance(0.5) ? 40 : 400) };
+    case 'getAsync': {
+      const during = rng.weighted({ none: 3, free: 3, closeEpoch: 2, gc: 2, flush: 1, reopen: 1, crash: 1 } as const);
+      return { k, pick: rng.u32(), count: 1 + rng.below(rng.chance(0.7) ? 12 : 80), depth: [1, 4, 16, 64][rng.below(4)]!, during };
+    }
     case 'domain':
       return { k, puts: 1 + rng.below(12), size: objectSize(rng, maxObjectSize), nested: rng.chance(0.3), async: rng.chance(0.5) };
     case 'crashAt':

@@ -121,6 +121,8 @@ export interface RunResult {
   sealWriteFailures: number;
   /** Background GC steps that failed with no fault injected, for want of a zone for the GC head. */
   gcStepsOutOfZones: number;
+  /** Handles read by getAsync ops (each through getAsync or getMany, with something else in flight). */
+  asyncGets: number;
   /** Full checks of every live and freed object after a gc op. */
   gcContentChecks: number;
   /** Crashes that struck inside a gc op, by where (a relocation's write, the device flush or catalog commit that records it, a victim's reset). */
@@ -132,7 +134,7 @@ export interface RunResult {
 
 function emptyResult(): RunResult {
   return {
-    ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
+    ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, asyncGets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
     gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
   };
 }
@@ -340,6 +342,8 @@ class Sim {
         return this.put(op.size, op.to === 'epoch' ? this.pickEpoch(op.pick, false) : undefined);
       case 'get':
         return this.get(op.pick);
+      case 'getAsync':
+        return this.getAsync(op);
       case 'free':
         return this.free(op.pick);
       case 'freeMany':
@@ -518,6 +522,135 @@ class Sim {
     const obj = this.objects.get(handle);
     const live = obj !== undefined && this.isLive(obj);
     this.checkRead(handle, live, !live, 'in session');
+  }
+
+  /**
+   * Async reads started (getAsync for some, one getMany of them all), then `during` runs while
+   * they are in flight, then every result is held against the model as it was when they
+   * started: a live object's own bytes, or a coded error the interleaving explains (freed,
+   * closed or the store gone meanwhile: ERR_STALE_HANDLE or ERR_CLOSED; a fault fired: any
+   * code); a dead handle never gives bytes; no read ever gives another object's bytes.
+   */
+  private async getAsync(op: Extract<Op, { k: 'getAsync' }>): Promise<void> {
+    if (this.liveList.length === 0 && this.graveyard.length === 0) return;
+    const rng = new Rng(op.pick);
+    const picked: bigint[] = [];
+    for (let i = 0; i < op.count; i++) {
+      const r = rng.below(10);
+      if (this.liveList.length > 0 && (r < 8 || (this.graveyard.length === 0 && this.limbo.length === 0))) picked.push(this.liveList[rng.below(this.liveList.length)]!);
+      else if (this.limbo.length > 0 && (r === 9 || this.graveyard.length === 0)) picked.push(this.limbo[rng.below(this.limbo.length)]!);
+      else picked.push(this.graveyard[rng.below(this.graveyard.length)]!);
+    }
+    // What each handle is at the start: live (its bytes), or dead.
+    const start = picked.map((h) => {
+      const obj = this.objects.get(h);
+      const was = obj ?? this.buried.get(h);
+      return { live: obj !== undefined && this.isLive(obj), bytes: was === undefined ? undefined : payloadFor(was.n, was.size) };
+    });
+    this.result.asyncGets += picked.length;
+    // Settled as they end: a rejection must not wait for a handler.
+    // Which of the single reads went to the device (the others were served from memory at once).
+    const viaDevice: boolean[] = [];
+    const singles = Promise.allSettled(
+      picked.map((h, i) => {
+        if (i % 2 !== 0) return Promise.resolve(undefined);
+        const before = this.device.asyncReads;
+        const p = this.store.getAsync(h);
+        viaDevice[i] = this.device.asyncReads > before;
+        return p;
+      }),
+    );
+    const many = this.store.getMany(picked, { queueDepth: op.depth }).then(
+      (value) => ({ ok: true as const, value }),
+      (reason: unknown) => ({ ok: false as const, reason }),
+    );
+    // What happens while they are in flight.
+    const touched = new Set<bigint>();
+    let storeGone = false;
+    switch (op.during) {
+      case 'none':
+        break;
+      case 'free': {
+        const victim = picked.find((h, i) => start[i]!.live && this.liveList.includes(h));
+        if (victim !== undefined) {
+          this.free(this.liveList.indexOf(victim));
+          touched.add(victim);
+        }
+        break;
+      }
+      case 'closeEpoch':
+        this.closeEpoch(rng.u32());
+        break;
+      case 'gc':
+        this.gc(rng.chance(0.5) ? null : 4096 * (1 + rng.below(64)));
+        break;
+      case 'flush':
+        this.flush();
+        break;
+      case 'reopen':
+        storeGone = true;
+        await this.reopen();
+        break;
+      case 'crash':
+        storeGone = true;
+        this.ctl.crashNow();
+        try {
+          this.store.abandon();
+        } catch (err) {
+          if (!(err instanceof CrashSignal)) this.fail(`abandon with reads in flight threw ${describeError(err)}`);
+        }
+        break;
+    }
+    // A crash inside `during` (a crashAt armed earlier) takes the store down too.
+    if (this.ctl.crashed) storeGone = true;
+    // Handles that are no longer live (freed, their epoch closed) may also fail as stale.
+    picked.forEach((h, i) => {
+      const obj = this.objects.get(h);
+      if (start[i]!.live && (obj === undefined || !this.isLive(obj))) touched.add(h);
+    });
+    const faulted = () => this.ctl.counts.faults > this.faultsBeforeOp;
+    /** A failed read of picked[i] the model explains, else the run fails. */
+    const explain = (i: number, err: unknown, what: string): void => {
+      if (err instanceof CrashSignal || (this.ctl.crashed && !(err instanceof ZnsSlabError))) return;
+      if (!(err instanceof ZnsSlabError)) this.fail(`${what} rejected with an uncoded error: ${describeError(err)}`);
+      if (err.code === ErrorCode.INTERNAL) this.fail(`${what}: ${err.message}`);
+      if (faulted()) return;
+      const h = picked[i]!;
+      if (storeGone && err.code === ErrorCode.CLOSED) return;
+      if (!start[i]!.live || touched.has(h)) {
+        if (err.code === ErrorCode.STALE_HANDLE || err.code === ErrorCode.INVALID_HANDLE) return;
+        this.fail(`${what} of a dead or freed handle gave ${err.code}, not a stale or invalid handle: ${err.message}`);
+      }
+      this.fail(`${what} of a live object ${describeObj(this.objects.get(h))} failed with ${err.code}: ${err.message}`);
+    };
+    /** Bytes for picked[i]: its own, and only if it was live when the read started. */
+    const check = (i: number, bytes: Buffer, what: string): void => {
+      if (!start[i]!.live) this.fail(`${what} of a dead handle ${picked[i]} returned ${bytes.length} bytes`);
+      if (!bytes.equals(start[i]!.bytes!)) this.fail(`${what} returned other bytes for ${describeObj(this.objects.get(picked[i]!))}`);
+    };
+    const results = await singles;
+    results.forEach((r, i) => {
+      if (i % 2 !== 0) return;
+      if (r.status === 'fulfilled' && viaDevice[i] && (touched.has(picked[i]!) || storeGone)) {
+        // Its bytes came from the device after the object was freed, its epoch closed or the
+        // store closed: the handle must be checked again when the bytes arrive.
+        this.fail(`getAsync #${i} read from the device returned bytes though ${storeGone ? 'the store was closed' : 'the object was freed or its epoch closed'} while the read was in flight`);
+      }
+      if (r.status === 'fulfilled') check(i, r.value!, `getAsync #${i} (${op.during} while in flight)`);
+      else explain(i, r.reason, `getAsync #${i} (${op.during} while in flight)`);
+    });
+    const m = await many;
+    const what = `getMany of ${picked.length} at depth ${op.depth} (${op.during} while in flight)`;
+    if (m.ok) {
+      if (m.value.length !== picked.length) this.fail(`${what} returned ${m.value.length} buffers`);
+      m.value.forEach((b, i) => check(i, b, `${what} [${i}]`));
+    } else {
+      const index = /^getMany: handles\[(\d+)\]: /.exec(m.reason instanceof Error ? m.reason.message : '');
+      if (m.reason instanceof ZnsSlabError && index === null && !(storeGone && m.reason.code === ErrorCode.CLOSED)) {
+        this.fail(`${what} rejected without naming a handle: ${describeError(m.reason)}`);
+      }
+      explain(index === null ? 0 : Number(index[1]), m.reason, what);
+    }
   }
 
   private free(pick: number): void {

@@ -178,6 +178,45 @@ describe.runIf(devices.length > 0)('the store on real zoned devices', () => {
         }
       });
 
+      it('getMany and getAsync read through the device fd on the thread pool at queue depth; freed or closed while in flight is refused', async () => {
+        const tmp = tempDir();
+        try {
+          const dir = path.join(tmp.dir, 'store');
+          let store = openStore(dir, { device, overwriteDevice: true });
+          const sized = (i: number) => {
+            const b = Buffer.alloc(1000 + ((i * 397) % 9000), i & 0xff);
+            b.writeUInt32LE(i, 0);
+            return b;
+          };
+          const handles = Array.from({ length: 600 }, (_, i) => store.put(sized(i)));
+          store.close();
+          // A real device is always direct: the option changes nothing, and stats say so.
+          store = openStore(dir, { direct: true });
+          expect(store.device.direct).toBe(true);
+          expect(store.statsGlobal().device.direct).toBe(true);
+          const order = handles.map((_, i) => (i * 211) % handles.length);
+          for (const queueDepth of [1, 16, 64]) {
+            const got = await store.getMany(order.map((i) => handles[i]!), { queueDepth });
+            got.forEach((b, k) => expect(b.equals(sized(order[k]!)), `depth ${queueDepth} [${k}]`).toBe(true));
+          }
+          const target = Buffer.alloc(10_000);
+          expect(store.getInto(handles[7]!, target)).toBe(sized(7).length);
+          expect(target.subarray(0, sized(7).length).equals(sized(7))).toBe(true);
+          const freed = store.getAsync(handles[0]!).then(() => 'read', (err: { code?: string }) => err.code);
+          store.free(handles[0]!);
+          expect(await freed).toBe(ErrorCode.STALE_HANDLE);
+          const inFlight = store.getMany(handles.slice(1), { queueDepth: 32 }).then(() => 'read', (err: { code?: string }) => err.code);
+          store.close();
+          expect(await inFlight).toBe(ErrorCode.CLOSED);
+          // The fd was let go once the last read ended: the device opens again, exclusively.
+          store = openStore(dir);
+          expect((await store.getAsync(handles[1]!)).equals(sized(1))).toBe(true);
+          store.close();
+        } finally {
+          tmp.cleanup();
+        }
+      });
+
       it('zns-slab zones reads the raw device, like blkzone report', () => {
         const r = spawnSync(process.execPath, [cli, 'zones', device, '--json'], { encoding: 'utf8' });
         expect(r.status, r.stderr).toBe(0);
