@@ -37,7 +37,7 @@ export interface PeersReport {
 
 export const REPORT_NOTES: string[] = [
   'Each engine and Node floor runs in a child process of its own (node --expose-gc), on a fresh folder under os.tmpdir(), on the real disk. Repetitions interleave: each repetition runs every workload, and each workload every engine and floor once, in the same order.',
-  'Medians of repetitions [min–max]; a ratio is taken within each repetition (the two runs minutes apart at most), then the median of those ratios is shown. "÷ lmdb-js" and "÷ floor" divide the same metric: for throughput above 1 is faster, for latency and time above 1 is slower.',
+  'The first column of each table is the median of the repetitions [min–max], the other columns medians. A ratio is taken within each repetition (the two runs minutes apart at most), then the median of those ratios is shown [min–max]. "÷ lmdb-js" and "÷ floor" divide the same metric: for throughput above 1 is faster, for latency and time above 1 is slower.',
   'Durability: bulk loads, gets, mixed and expiry open every engine with commits that are not synced (lmdb-js noSync, SQLite WAL synchronous=NORMAL, LevelDB writes without sync, the store before flush()) and make the data durable once where the workload says so (lmdb-js mdb_env_sync, SQLite wal_checkpoint(PASSIVE), a LevelDB write with sync: true, store.flush()). durable-100 uses each engine\'s own durable commit instead (lmdb-js a synced transaction, SQLite synchronous=FULL, LevelDB batch with sync: true, store.flush()).',
   'Peers write bulk loads in transactions (or batches) of bulkTxnOps puts; the store takes puts one by one (it batches into slabs itself). An overwrite in the store is a put of the new value and a free of the old handle (the store has no keys); the peers overwrite the key.',
   'Values are views of one seeded random pool (bench/rng.ts), so every engine writes the same bytes and nothing compresses them. Gets return a fresh Buffer in every engine. After each run a sample of values is read back and compared (a mismatch makes the run an error).',
@@ -45,15 +45,18 @@ export const REPORT_NOTES: string[] = [
   'Disk = allocated blocks of every file of the engine (stat.blocks × 512). The dd floor writes /dev/zero; the qd-read floors read the store\'s own zone files, whole blocks of qdFloorReadBytes (the I/O one store get issues); the store-direct and Node floor children run with UV_THREADPOOL_SIZE = qdThreadpoolSize.',
 ];
 
+/** Each engine's setup in words, with the workloads it ran that way. */
 function setups(runs: RunResult[]): string[] {
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { label: string; setup: string; workloads: string[] }>();
   for (const r of runs) {
     const setup = r.detail?.setup ?? r.detail?.durability;
     if (typeof setup !== 'string') continue;
-    const key = `${LABELS[r.unit]} (${r.workload === 'durable-100' ? 'durable-100' : r.workload === 'churn' ? 'churn' : 'other workloads'})`;
-    if (!seen.has(key)) seen.set(key, setup);
+    const key = `${r.unit}\n${setup}`;
+    const entry = seen.get(key) ?? { label: LABELS[r.unit], setup, workloads: [] };
+    if (!entry.workloads.includes(r.workload)) entry.workloads.push(r.workload);
+    seen.set(key, entry);
   }
-  return [...seen].map(([k, v]) => `${k}: ${v}`);
+  return [...seen.values()].map((e) => `${e.label} (${e.workloads.join(', ')}): ${e.setup}`);
 }
 
 const GiB = (x: number) => `${x.toFixed(1)} GiB`;

@@ -58,7 +58,7 @@ export function workloadTable(s: WorkloadSummary, z: Sizes): Table {
     }
     for (const p of r.problems) footnotes.push(`${r.label}: ${p.status}: ${p.note}`);
   }
-  if (floor !== undefined) footnotes.unshift(`floor = ${floor}; ratios are medians of per-repetition ratios [min–max]; the first column is the median of repetitions [min–max]`);
+  if (floor !== undefined) footnotes.unshift(`÷ floor divides by ${floor.replace(/^floor: /, '')}.`);
   return { title: `${s.workload}: ${view.title(z)}`, header, rows, footnotes };
 }
 

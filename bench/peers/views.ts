@@ -25,7 +25,7 @@ const lat = (prefix: string, name: string): Column[] => [
 ];
 
 const bulkView = (count: (z: Sizes) => number, bytes: (z: Sizes) => number): WorkloadView => ({
-  title: (z) => `bulk load: ${n(count(z))} values of ${kib(bytes(z))} (${n(Math.round((count(z) * bytes(z)) / 1e6))} MB), then one durable flush; time from the first put until the flush returns`,
+  title: (z) => `${n(count(z))} values of ${kib(bytes(z))} (${n(Math.round((count(z) * bytes(z)) / 1e6))} MB), then one durable flush; time from the first put until the flush returns`,
   columns: [{ metric: 'MBps', label: 'MB/s' }, opsCol, { metric: 'seconds', label: 's' }, { metric: 'flushMs', label: 'flush ms' }, { metric: 'diskMB', label: 'disk MB' }],
   ratios: ['MBps'],
 });
@@ -40,23 +40,23 @@ export const VIEWS: Record<WorkloadName, WorkloadView> = {
     (z) => z.bulkLargeBytes,
   ),
   'durable-100': {
-    title: (z) => `durable every ${z.durableEvery} puts: ${n(z.durableCount)} puts of ${kib(z.durableBytes)}, each batch of ${z.durableEvery} one durable commit (commit latency = the batch's puts and its commit)`,
+    title: (z) => `${n(z.durableCount)} puts of ${kib(z.durableBytes)}, each batch of ${z.durableEvery} one durable commit (commit latency = the batch's puts and its commit)`,
     columns: [opsCol, { metric: 'commitsPerSec', label: 'commits/s' }, ...lat('commit', 'commit')],
     ratios: ['opsPerSec'],
   },
   get: {
-    title: (z) => `random get: ${n(z.readOps)} gets of ${n(z.readKeys)} loaded ${kib(z.readBytes)} values (flushed, page-cached), each timed`,
+    title: (z) => `${n(z.readOps)} random gets of ${n(z.readKeys)} loaded ${kib(z.readBytes)} values (flushed, page-cached), each timed`,
     columns: [opsCol, ...lat('get', 'get')],
     ratios: ['opsPerSec', 'getP99Us'],
   },
   mixed: {
-    title: (z) => `mixed: ${n(z.readOps)} operations on ${n(z.readKeys)} loaded ${kib(z.readBytes)} values, ${Math.round((1 - z.mixedPutFraction) * 100)}% get / ${Math.round(z.mixedPutFraction * 100)}% put (an overwrite, not durable), each timed`,
+    title: (z) => `${n(z.readOps)} operations on ${n(z.readKeys)} loaded ${kib(z.readBytes)} values, ${Math.round((1 - z.mixedPutFraction) * 100)}% get / ${Math.round(z.mixedPutFraction * 100)}% put (an overwrite, not durable), each timed`,
     columns: [opsCol, ...lat('get', 'get'), ...lat('put', 'put')],
     ratios: ['opsPerSec'],
   },
   expiry: {
     title: (z) =>
-      `expiry: ${n(z.expiryCount)} values of ${kib(z.expiryBytes)} loaded, the oldest ${n(z.expiryOldest)} expired durably (the store: epochs of ${n(z.expiryEpochObjects)} closed; the peers: those keys deleted); compaction timed apart`,
+      `${n(z.expiryCount)} values of ${kib(z.expiryBytes)} loaded, the oldest ${n(z.expiryOldest)} expired durably (the store: epochs of ${n(z.expiryEpochObjects)} closed; the peers: those keys deleted); compaction timed apart`,
     columns: [
       { metric: 'expireMs', label: 'expire ms' },
       { metric: 'diskBeforeMB', label: 'disk before MB' },
@@ -68,13 +68,13 @@ export const VIEWS: Record<WorkloadName, WorkloadView> = {
   },
   churn: {
     title: (z) =>
-      `churn (bench/churn.bench.ts's, shorter): ${n(z.churnLive)} live objects of ${z.churnMinBytes} B–${kib(z.churnMaxBytes)}, ${n(z.churnCycles)} cycles of free + put, a flush every ${n(z.churnFlushEvery)} cycles`,
+      `bench/churn.bench.ts's churn, shorter: ${n(z.churnLive)} live objects of ${z.churnMinBytes} B–${kib(z.churnMaxBytes)}, ${n(z.churnCycles)} cycles of free + put, a flush every ${n(z.churnFlushEvery)} cycles`,
     columns: [{ metric: 'cyclesPerSec', label: 'cycles/s' }, ...lat('put', 'put'), ...lat('free', 'free'), { metric: 'diskMB', label: 'disk MB' }],
     ratios: ['cyclesPerSec', 'putP99Us'],
   },
   'qd-read': {
     title: (z) =>
-      `O_DIRECT random reads by queue depth: ${n(z.qdObjects)} values of ${kib(z.qdValueBytes)} on the O_DIRECT store, ${z.qdSecondsPerDepth} s per depth; floors read ${kib(z.qdFloorReadBytes)} blocks of the same zone files`,
+      `random reads on O_DIRECT by queue depth: ${n(z.qdObjects)} values of ${kib(z.qdValueBytes)} on the O_DIRECT store, ${z.qdSecondsPerDepth} s per depth; floors read ${kib(z.qdFloorReadBytes)} blocks of the same zone files`,
     columns: [
       { metric: 'qd1OpsPerSec', label: 'QD1 reads/s' },
       ...lat('qd1', 'QD1'),
