@@ -55,6 +55,8 @@ export interface StoreCounters {
   gcStepFailures: number;
   /** Seals whose background write failed: the slab went back to memory, to be written again. */
   sealWriteFailures: number;
+  /** Zone GC moves whose background write failed: the slab went back to its old place. */
+  gcMoveWriteFailures: number;
 }
 
 export const CLASS_COUNTER_NAMES = [
@@ -90,6 +92,7 @@ export const STORE_COUNTER_NAMES = [
   'gcMs',
   'gcStepFailures',
   'sealWriteFailures',
+  'gcMoveWriteFailures',
 ] as const satisfies readonly (keyof StoreCounters)[];
 
 export function newClassCounters(): ClassCounters {

@@ -134,6 +134,8 @@ export interface GcBudget {
   commitAtEnd?: boolean;
   /** Find out, when the budget runs out between victims, whether another zone is worth collecting (`more`). */
   reportMore?: boolean;
+  /** A put's step: commits only when free zones run low, never for a batch. */
+  fromPut?: boolean;
 }
 
 /** What GC needs of the store. */
@@ -142,8 +144,13 @@ export interface GcHost {
   readonly counters: StoreCounters;
   /** Whether GC may move this epoch's slabs (not an auto-closing domain's). */
   collectable(epoch: number): boolean;
-  /** Moves one sealed slab, packed, to its epoch's GC head; returns the device bytes written. */
+  /**
+   * Moves one sealed slab, packed, to its epoch's GC head; returns the device bytes written. The
+   * write may go on in the background; if it fails, the slab goes back to where it was.
+   */
   relocate(slab: Slab): number;
+  /** The error of a move whose background write failed since the last call, if one did. */
+  takeMoveError(): ZnsSlabError | undefined;
   /** Flushes the device, commits the catalog, resets the zones let go. */
   commit(): void;
 }
@@ -251,11 +258,21 @@ export class ZoneGc {
           // Steps 3 and 4: nothing live is left in the victim.
           const freed = zone.written;
           const index = this.#victim;
+          if (!zones.release(index)) {
+            // A move's background write failed: its slab is back in the victim. The step ends
+            // with that error (the victim is left alone this session), as a failed read would.
+            const err = host.takeMoveError();
+            assert(err !== undefined, `zone ${index} got a slab back only from a failed move`);
+            this.#skip.add(index);
+            this.#victim = -1;
+            throw err;
+          }
           this.#victim = -1;
-          zones.release(index);
           this.#uncommitted++;
           const low = zones.freeZoneCount() <= zones.reserveZones + GC_LOW_FREE_ZONES;
-          if (budget.commitEach === true || low || this.#uncommitted >= GC_COMMIT_BATCH_ZONES) this.commit();
+          // A put's step leaves the batch for a flush, the idle timer or a later step: a commit
+          // (a device flush and an SQLite transaction) is too long for a put to wait on.
+          if (budget.commitEach === true || low || (budget.fromPut !== true && this.#uncommitted >= GC_COMMIT_BATCH_ZONES)) this.commit();
           result.zonesCollected++;
           result.bytesFreed += freed;
           host.counters.gcZonesCollected++;
@@ -326,7 +343,7 @@ export class ZoneGc {
 
   /** A put that GC owes work: one slab moves (or one collected zone is let go). */
   onPut(): void {
-    const moved = this.background(1, Infinity);
+    const moved = this.background(1, Infinity, false, true);
     // Nothing left to do stops the pace; else at least a block per put, so credit runs out.
     this.credit = moved < 0 ? 0 : Math.max(0, this.credit - Math.max(moved, this.#host.zones.blockSize));
   }
@@ -336,11 +353,11 @@ export class ZoneGc {
    * wanted, and never throws: a failure is counted and kept in `lastError`. `commitAtEnd` (the
    * idle timer) also commits collections a put-started step left for a later commit.
    */
-  background(maxBytes: number, maxMs: number, commitAtEnd = false): number {
+  background(maxBytes: number, maxMs: number, commitAtEnd = false, fromPut = false): number {
     const wanted = this.wanted();
     if (wanted === 'no' && this.#victim < 0 && !(commitAtEnd && this.#uncommitted > 0)) return -1;
     try {
-      const r = this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no', commitAtEnd });
+      const r = this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no', commitAtEnd, fromPut });
       return r.slabsMoved + r.zonesCollected === 0 ? -1 : r.bytesMoved;
     } catch (err) {
       if (!(err instanceof ZnsSlabError) || err.code === ErrorCode.INTERNAL) throw err;

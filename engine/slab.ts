@@ -15,6 +15,7 @@
  */
 import zlib from 'node:zlib';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { crc32 } from './crc32.js';
 import { SLOT_HEADER_BYTES, type SizeClass } from './sizeClass.js';
 import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES, writeSlabHeader, writeSlabTrailer } from './slabHeader.js';
 
@@ -74,11 +75,20 @@ function checksum(storeSeed: number, slabId: number, generation: number, slot: n
   identity.writeUInt32LE(generation, 4);
   identity.writeUInt16LE(slot, 8);
   identity.writeUInt16LE(sizeClass, 10);
-  const base = zlib.crc32(identity, storeSeed);
-  // An empty payload adds nothing. (Not left to zlib: Node's zlib.crc32(data, value) of a typed
-  // array over a zero-length ArrayBuffer, which has no data pointer, returns 0, not `value`,
-  // so such a put stored a crc its own slot never matched.)
-  return payload.byteLength === 0 ? base : zlib.crc32(payload, base);
+  // engine/crc32.ts: zlib's polynomial, by the fastest implementation that loads. An empty
+  // payload adds nothing (Node's zlib.crc32(data, value) of a typed array over a zero-length
+  // ArrayBuffer, which has no data pointer, returns 0, not `value`: such a put once stored a
+  // crc its own slot never matched).
+  return crc32(payload, crc32(identity, storeSeed));
+}
+
+/** Where a sealed slab's image is. */
+export interface SlabPlace {
+  readonly zone: number;
+  readonly offset: number;
+  readonly length: number;
+  readonly packed: Uint8Array | undefined;
+  readonly positions: Uint8Array | undefined;
 }
 
 /** What a seal writes into the slab's header besides the slab's own fields. */
@@ -248,7 +258,8 @@ export class Slab {
     let count = 0;
     for (let slot = 0; slot < this.slotCount; slot++) if ((keep[slot >>> 5]! & (1 << (slot & 31))) !== 0) count++;
     const bytes = sealedBytes(count, stride, blockSize);
-    const image = Buffer.alloc(bytes);
+    // From the pool (shared memory: the device may write it in the background), zeroed.
+    const image = takeBuffer(bytes).fill(0);
     let place = 0;
     for (let slot = 0; slot < this.slotCount; slot++) {
       if ((keep[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
@@ -269,6 +280,21 @@ export class Slab {
     this.offset = offset;
     this.length = length;
     this.setPacked(bitmap);
+  }
+
+  /** Where the slab's image is now (to put it back there if a move's write fails). */
+  place(): SlabPlace {
+    return { zone: this.zone, offset: this.offset, length: this.length, packed: this.packedBitmap, positions: this.positions };
+  }
+
+  /** A move's write failed: the slab is at `place` again (its image there is intact). */
+  restorePlace(place: SlabPlace): void {
+    assert(this.state === SlabState.SEALED, 'a sealed slab goes back');
+    this.zone = place.zone;
+    this.offset = place.offset;
+    this.length = place.length;
+    this.packedBitmap = place.packed;
+    this.positions = place.positions;
   }
 
   /** The bytes to append to the device: the header and the written slots, rounded up to `blockSize`. */

@@ -29,7 +29,7 @@ import { GC_IDLE_STEP_MS, GC_RESERVE_ZONES, type GcOptions, type GcResult, ZoneG
 import { checkDevice, restoreSlabs } from './recovery.js';
 import { FIRST_SLAB_ID, SlabRegistry } from './registry.js';
 import { SLOT_HEADER_BYTES, SizeClassTable } from './sizeClass.js';
-import { Slab, SlabState, decodeSlot, giveBack, storeSeed } from './slab.js';
+import { Slab, type SlabPlace, SlabState, decodeSlot, giveBack, storeSeed } from './slab.js';
 import { type ClassStats, type EpochStats, type GlobalStats, type StatsSource, type ZoneStats, classStats, epochStats, globalStats, zoneStats } from './stats.js';
 import { NO_OWNER, ZoneManager } from './zones.js';
 
@@ -206,6 +206,8 @@ export class Store implements Disposable, DomainHost {
   private readonly unsealed = new Set<Slab>();
   /** Why the last background seal write failed (flush throws it if the retry fails too). */
   private lastSealError: ZnsSlabError | undefined;
+  /** Why the last zone GC move's background write failed (zone GC's step reports it). */
+  private lastMoveError: ZnsSlabError | undefined;
 
   /** Use `openStore`. */
   constructor(dir: string, catalog: Catalog, device: ZonedDevice, readOnly = false, salvage = false, gc: GcOptions | false | undefined = undefined) {
@@ -990,6 +992,11 @@ export class Store implements Disposable, DomainHost {
         counters: this.storeCounters,
         collectable: (epoch) => this.epochs.get(epoch)?.ephemeral === false,
         relocate: (slab) => this.relocate(slab),
+        takeMoveError: () => {
+          const err = this.lastMoveError;
+          this.lastMoveError = undefined;
+          return err;
+        },
         commit: () => this.commitAll(),
       },
       options,
@@ -1009,23 +1016,58 @@ export class Store implements Disposable, DomainHost {
       this.drop(epoch, slab);
       return 0;
     }
+    if (slab.buffer !== undefined) {
+      // Its image's write is in flight: that write ends first, so a move never depends on a
+      // write that may yet fail (a failed seal reopens the slab: then there is nothing to move).
+      this.zones.settle(slab.zone);
+      if (this.registry.get(slab.id) !== slab || slab.state !== SlabState.SEALED) return 0;
+    }
     const from = this.zones.zones[slab.zone]!;
-    // An image whose write is in flight is read from memory; the slab stops using it (the
-    // write's end gives the buffer back).
-    const current = slab.buffer !== undefined ? slab.buffer.subarray(0, slab.length) : this.device.read(from.start + slab.offset, slab.length);
+    const current = this.device.read(from.start + slab.offset, slab.length);
     const stamp = { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: false };
     const { image, bitmap } = slab.packedImage(current, this.blockSize, stamp);
-    const { zone, offset } = this.zones.append(epoch.id, image, 'gc');
+    const oldPlace = slab.place();
+    // The write goes on in the background, as a seal's does; the slab reads from the packed
+    // image in memory until it ends; its old place stays intact until a commit lets that zone go.
+    let to = -1;
+    let toOffset = -1;
+    const { zone, offset } = this.zones.append(epoch.id, image, 'gc', (error) => this.moveEnded(slab, image, oldPlace, to, toOffset, error));
+    to = zone;
+    toOffset = offset;
     this.sealSequence++;
     const oldLength = slab.length;
     this.zones.removeSlab(slab);
-    slab.buffer = undefined;
     slab.markMoved(zone, offset, image.length, bitmap);
+    slab.buffer = this.zones.zones[zone]!.writing !== undefined ? image : undefined;
     epoch.slabMoved(slab, oldLength);
     this.zones.placeSlab(slab);
     this.writer.slabChanged(slab.id);
     crashPoint('gc.moved');
     return image.length;
+  }
+
+  /**
+   * A zone GC move's background write ended. Written: the packed image in memory goes. Failed:
+   * the slab (if it is still there) goes back to its old place, which is intact: the zone
+   * manager lets no zone go while an append is in flight (ZoneManager.release), so the old
+   * zone is still its epoch's. The victim then still holds it, and is not let go.
+   */
+  private moveEnded(slab: Slab, image: Buffer, from: SlabPlace, zone: number, offset: number, error: ZnsSlabError | undefined): void {
+    const here = this.registry.get(slab.id) === slab && slab.state === SlabState.SEALED && slab.zone === zone && slab.offset === offset;
+    if (slab.buffer === image) slab.buffer = undefined;
+    giveBack(image);
+    if (error === undefined) return;
+    this.storeCounters.gcMoveWriteFailures++;
+    this.lastMoveError = error;
+    if (!here) return; // freed, dropped or moved again meanwhile: nothing of it is lost
+    const epoch = this.epochs.get(slab.epoch)!;
+    assert(this.zones.zones[from.zone]!.owner === slab.epoch, `slab ${slab.id}'s old zone ${from.zone} is still its epoch's when its move fails`);
+    const movedLength = slab.length;
+    this.zones.removeSlab(slab);
+    slab.restorePlace(from);
+    epoch.slabMoved(slab, movedLength);
+    this.zones.placeSlab(slab);
+    this.writer.slabChanged(slab.id);
   }
 
   /**

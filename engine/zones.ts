@@ -337,12 +337,16 @@ export class ZoneManager {
   }
 
   /**
-   * `epoch` lets go of the zone: it is unowned at once and reset as soon as the catalog no
-   * longer refers to it (now, if it never did; else after the commit that records the release).
+   * `epoch` lets go of the zone (which holds no slab): it is unowned at once and reset as soon
+   * as the catalog no longer refers to it (now, if it never did; else after the commit that
+   * records the release). False when a failed zone GC move put a slab back meanwhile.
    */
-  release(index: number): void {
-    this.settle(index);
+  release(index: number): boolean {
+    // Every append in flight ends first: a zone GC move out of this zone that failed puts its
+    // slab back here (engine/store.ts moveEnded), and then the zone is not let go.
+    this.settle();
     const zone = this.zones[index]!;
+    if (zone.slabs.size > 0) return false;
     assert(zone.owner !== NO_OWNER, `release of zone ${index}, which nobody owns`);
     if (this.heads.get(zone.owner) === index) this.heads.delete(zone.owner);
     if (this.gcHeads.get(zone.owner) === index) this.gcHeads.delete(zone.owner);
@@ -358,6 +362,7 @@ export class ZoneManager {
     this.awaitingResetTotal += zone.written;
     this.catalog.zoneChanged(index);
     if (!this.catalog.catalogOwns(index)) this.reset(index);
+    return true;
   }
 
   /**
@@ -367,8 +372,7 @@ export class ZoneManager {
   releaseIfEmpty(index: number): boolean {
     const zone = this.zones[index]!;
     if (zone.owner === NO_OWNER || zone.slabs.size > 0 || this.isHead(index)) return false;
-    this.release(index);
-    return true;
+    return this.release(index);
   }
 
   /** Whether the zone is some epoch's head (of either stream): it still takes appends. */

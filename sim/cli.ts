@@ -122,7 +122,7 @@ async function main(): Promise<number> {
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
+  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcMoveWriteFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
@@ -130,7 +130,7 @@ async function main(): Promise<number> {
     add(totals, result);
     process.stderr.write(
       `seed ${seed} (${simConfigFor(seed).name}): ${result.ops} ops, ${result.crashes} crashes, ${result.faults} faults, ${result.reopens} reopens, ${result.recoveries} recovered catalogs, ` +
-        `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ${result.sealWriteFailures} background seal writes failed; ` +
+        `gc: ${result.gcOps} calls, ${result.gcZonesCollected} zones collected, ${result.gcSlabsMoved} slabs moved, ${result.gcStepFailures} failed steps; ${result.sealWriteFailures} background seal writes failed, ${result.gcMoveWriteFailures} GC move writes; ` +
         `${Date.now() - t0} ms` +
         (result.failure ? `  FAILED at step ${result.failure.step}: ${result.failure.message}` : '') + '\n',
     );
@@ -157,7 +157,7 @@ async function main(): Promise<number> {
     process.stderr.write(
       `sim: ${totals.seeds} seeds, ${totals.ops} ops, ${totals.crashes} crashes, ${totals.faults} faults, ${totals.recoveries} recovered catalogs, ` +
         `gc: ${totals.gcOps} calls, ${totals.churns} churns, ${totals.gcZonesCollected} zones collected, ${totals.gcSlabsMoved} slabs moved, ` +
-        `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}, background seal writes failed ${totals.sealWriteFailures}` +
+        `crashes inside gc calls ${JSON.stringify(totals.crashesInGcOps)}, faults inside gc calls ${totals.faultsInGcOps}, background seal writes failed ${totals.sealWriteFailures}, GC move writes ${totals.gcMoveWriteFailures}` +
         `: ${failures.length === 0 ? '0 failures' : `${failures.length} FAILED`}\n`,
     );
   }
@@ -265,6 +265,7 @@ interface Totals {
   gcBytesMoved: number;
   gcStepFailures: number;
   sealWriteFailures: number;
+  gcMoveWriteFailures: number;
   crashesInGcOps: Record<string, number>;
   faultsInGcOps: number;
   failures: number;
@@ -278,6 +279,7 @@ function add(t: Totals, r: RunResult): void {
   t.gcBytesMoved += r.gcBytesMoved;
   t.gcStepFailures += r.gcStepFailures;
   t.sealWriteFailures += r.sealWriteFailures;
+  t.gcMoveWriteFailures += r.gcMoveWriteFailures;
   for (const [where, n] of Object.entries(r.crashesInGcOps)) t.crashesInGcOps[where] = (t.crashesInGcOps[where] ?? 0) + n;
   t.faultsInGcOps += r.faultsInGcOps;
   t.recoveries += r.recoveries;

@@ -119,6 +119,8 @@ export interface RunResult {
   gcStepFailures: number;
   /** Background seal writes that failed (an injected fault when they ended): their slabs went back to memory. */
   sealWriteFailures: number;
+  /** Zone GC moves whose background write failed: their slabs went back to their old places. */
+  gcMoveWriteFailures: number;
   /** Background GC steps that failed with no fault injected, for want of a zone for the GC head. */
   gcStepsOutOfZones: number;
   /** Handles read by getAsync ops (each through getAsync or getMany, with something else in flight). */
@@ -135,12 +137,12 @@ export interface RunResult {
 function emptyResult(): RunResult {
   return {
     ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, asyncGets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
-    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
+    gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcMoveWriteFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,
   };
 }
 
 /** Store counters the simulator sums over sessions (GC's work). */
-const GC_COUNTERS = ['gcZonesCollected', 'gcSlabsMoved', 'gcBytesMoved', 'gcStepFailures', 'sealWriteFailures'] as const;
+const GC_COUNTERS = ['gcZonesCollected', 'gcSlabsMoved', 'gcBytesMoved', 'gcStepFailures', 'sealWriteFailures', 'gcMoveWriteFailures'] as const;
 
 export interface RunOptions {
   seed: number;

@@ -12,6 +12,7 @@
  * The bytes must stay unchanged until the write ends; they are shared with the worker, not
  * copied, so they must live in a SharedArrayBuffer (`ioBuffer`).
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { assert } from '../errors.js';
@@ -21,38 +22,71 @@ export const WRITE_WORKERS = 2;
 /** Writes one queue holds in flight; a device's own limit (one per zone) is lower in practice. */
 export const MAX_WRITES_IN_FLIGHT = 64;
 
-// Slot states in the control array.
-const SLOT_FREE = 0;
-const SLOT_PENDING = 1;
-const SLOT_ENDED = 2;
-/** Control layout: [0] = writes ended (for waiting), then per slot: state, bytes written, errno. */
+// A slot's state word is ticket * 4 + phase, so a claim (compare-and-swap) names the write it
+// claims: a worker holding a message for a slot that was since reused cannot take the new write.
+const PHASE_PENDING = 1;
+const PHASE_CLAIMED = 2;
+const PHASE_ENDED = 3;
+/** Tickets wrap here, so ticket * 4 + phase stays a positive int32. */
+const TICKET_WRAP = 1 << 28;
+/** Control layout: [0] = writes ended (for waiting), [1] = want a message, then per slot: state, bytes written, errno. */
 const CONTROL_ENDED = 0;
+/** Set while someone awaits `waitAsync`: workers then also post a message per ended write. */
+const CONTROL_WANT_MESSAGE = 1;
+const CONTROL_FIELDS = 2;
 const SLOT_FIELDS = 3;
 
-// The worker is plain CommonJS, evaluated from a string: the same code then runs from dist/,
-// from vitest's TypeScript sources and from a CommonJS bundle without a file to resolve.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const control = new Int32Array(workerData.control);
-parentPort.on('message', (m) => {
+/**
+ * One write, done by whoever claimed it: a worker, or the caller itself (see `wait`). Shared by
+ * both, as source text for the worker.
+ */
+function writeAll(fs: { writeSync(fd: number, b: Uint8Array, off: number, len: number, pos: number): number }, fd: number, data: Uint8Array, position: number): [number, number] {
   let done = 0;
   let errno = 0;
   try {
-    while (done < m.data.length) {
-      const n = fs.writeSync(m.fd, m.data, done, m.data.length - done, m.position + done);
-      if (n <= 0) { errno = -5; break; }
+    while (done < data.length) {
+      const n = fs.writeSync(fd, data, done, data.length - done, position + done);
+      if (n <= 0) {
+        errno = -5;
+        break;
+      }
       done += n;
     }
   } catch (err) {
-    errno = typeof err.errno === 'number' && err.errno < 0 ? err.errno : -5;
+    const e = (err as { errno?: unknown }).errno;
+    errno = typeof e === 'number' && e < 0 ? e : -5;
   }
-  const base = 1 + m.slot * ${SLOT_FIELDS};
+  return [done, errno];
+}
+
+/** Records how a claimed write ended and wakes whoever waits. */
+function endWrite(control: Int32Array, slot: number, ticket: number, done: number, errno: number): void {
+  const base = CONTROL_FIELDS + slot * SLOT_FIELDS;
   Atomics.store(control, base + 1, done);
   Atomics.store(control, base + 2, errno);
-  Atomics.store(control, base, ${SLOT_ENDED});
-  Atomics.add(control, ${CONTROL_ENDED}, 1);
-  Atomics.notify(control, ${CONTROL_ENDED});
+  Atomics.store(control, base, ticket * 4 + PHASE_ENDED);
+  Atomics.add(control, CONTROL_ENDED, 1);
+  Atomics.notify(control, CONTROL_ENDED);
+}
+
+// The worker is evaluated from a string: the same code then runs from dist/, from vitest's
+// TypeScript sources and from a CommonJS bundle without a file to resolve.
+// Modules come by import(), which works whether the evaluated worker runs as CommonJS or (in a
+// process started with --input-type=module) as an ES module.
+const WORKER_SOURCE = `
+Promise.all([import('node:worker_threads'), import('node:fs')]).then(([{ parentPort, workerData }, fs]) => {
+const control = new Int32Array(workerData.control);
+const CONTROL_FIELDS = ${CONTROL_FIELDS}, SLOT_FIELDS = ${SLOT_FIELDS}, CONTROL_ENDED = ${CONTROL_ENDED}, PHASE_ENDED = ${PHASE_ENDED};
+const writeAll = ${writeAll.toString()};
+const endWrite = ${endWrite.toString()};
+parentPort.on('message', (m) => {
+  const base = CONTROL_FIELDS + m.slot * SLOT_FIELDS;
+  // The caller may have done this write itself already (it never waits for a worker that has not taken it).
+  if (Atomics.compareExchange(control, base, m.ticket * 4 + ${PHASE_PENDING}, m.ticket * 4 + ${PHASE_CLAIMED}) !== m.ticket * 4 + ${PHASE_PENDING}) return;
+  const [done, errno] = writeAll(fs, m.fd, m.data, m.position);
+  endWrite(control, m.slot, m.ticket, done, errno);
+  if (Atomics.load(control, ${CONTROL_WANT_MESSAGE}) === 1) parentPort.postMessage(0);
+});
 });
 `;
 
@@ -66,12 +100,13 @@ export interface WriteEnd {
   readonly code: string;
 }
 
-// Node 20 has Atomics.waitAsync; TypeScript's es2022 lib does not declare it yet.
-const atomicsWaitAsync = (Atomics as unknown as {
-  waitAsync(array: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string };
-}).waitAsync;
-
 const ERRNO_NAMES = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+interface Job {
+  readonly fd: number;
+  readonly data: Uint8Array;
+  readonly position: number;
+}
 
 export class WriteQueue {
   readonly #control: Int32Array;
@@ -79,11 +114,16 @@ export class WriteQueue {
   /** Slot -> ticket of the write in it (-1: free). */
   readonly #tickets = new Int32Array(MAX_WRITES_IN_FLIGHT).fill(-1);
   #nextTicket = 1;
+  /** Slot -> what to write, so the caller can do a write no worker has taken yet. */
+  readonly #jobs: (Job | undefined)[] = new Array<Job | undefined>(MAX_WRITES_IN_FLIGHT);
+  /** Callers of `waitAsync` waiting for a worker's message, and how many calls are pending. */
+  #waiters: (() => void)[] = [];
+  #asyncWaits = 0;
   #inFlight = 0;
   #closed = false;
 
   constructor() {
-    this.#control = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (1 + MAX_WRITES_IN_FLIGHT * SLOT_FIELDS)));
+    this.#control = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (CONTROL_FIELDS + MAX_WRITES_IN_FLIGHT * SLOT_FIELDS)));
   }
 
   get inFlight(): number {
@@ -100,11 +140,13 @@ export class WriteQueue {
     if (this.#inFlight === MAX_WRITES_IN_FLIGHT) this.wait();
     const slot = this.#tickets.indexOf(-1);
     assert(slot >= 0, 'a free write slot');
-    const ticket = this.#nextTicket++;
+    const ticket = this.#nextTicket;
+    this.#nextTicket = ticket + 1 === TICKET_WRAP ? 1 : ticket + 1;
     this.#tickets[slot] = ticket;
-    Atomics.store(this.#control, 1 + slot * SLOT_FIELDS, SLOT_PENDING);
+    this.#jobs[slot] = { fd, data, position };
+    Atomics.store(this.#control, CONTROL_FIELDS + slot * SLOT_FIELDS, ticket * 4 + PHASE_PENDING);
     this.#inFlight++;
-    this.#worker(lane).postMessage({ slot, fd, data, position });
+    this.#worker(lane).postMessage({ slot, ticket, fd, data, position });
     return ticket;
   }
 
@@ -115,12 +157,13 @@ export class WriteQueue {
     for (let slot = 0; slot < MAX_WRITES_IN_FLIGHT; slot++) {
       const ticket = this.#tickets[slot]!;
       if (ticket < 0) continue;
-      const base = 1 + slot * SLOT_FIELDS;
-      if (Atomics.load(this.#control, base) !== SLOT_ENDED) continue;
+      const base = CONTROL_FIELDS + slot * SLOT_FIELDS;
+      if (Atomics.load(this.#control, base) !== ticket * 4 + PHASE_ENDED) continue;
       const errno = Atomics.load(this.#control, base + 2);
       out.push({ ticket, written: Atomics.load(this.#control, base + 1), errno, code: errno === 0 ? '' : (ERRNO_NAMES.get(-errno) ?? ERRNO_NAMES.get(errno) ?? 'EIO') });
-      Atomics.store(this.#control, base, SLOT_FREE);
+      Atomics.store(this.#control, base, 0);
       this.#tickets[slot] = -1;
+      this.#jobs[slot] = undefined;
       this.#inFlight--;
     }
     // Ended slots come back in slot order; callers want start order.
@@ -130,25 +173,47 @@ export class WriteQueue {
   /** Whether the write with `ticket` has ended (and not been collected by `ended` yet). */
   hasEnded(ticket: number): boolean {
     const slot = this.#tickets.indexOf(ticket);
-    return slot < 0 || Atomics.load(this.#control, 1 + slot * SLOT_FIELDS) === SLOT_ENDED;
+    return slot < 0 || Atomics.load(this.#control, CONTROL_FIELDS + slot * SLOT_FIELDS) === ticket * 4 + PHASE_ENDED;
   }
 
-  /** Blocks until `ticket` (or, without one, every write in flight) has ended. Does not collect. */
+  /**
+   * Blocks until `ticket` (or, without one, every write in flight) has ended. Does not collect.
+   * A write no worker has taken yet, the caller takes and does itself: it never blocks on a
+   * worker that has not started (a worker's start can need this very thread, e.g. under ESM
+   * loader hooks, and would deadlock).
+   */
   wait(ticket?: number): void {
     for (;;) {
       const seen = Atomics.load(this.#control, CONTROL_ENDED);
-      if (ticket === undefined ? this.#allEnded() : this.hasEnded(ticket)) return;
+      let waiting = false;
+      for (let slot = 0; slot < MAX_WRITES_IN_FLIGHT; slot++) {
+        const t = this.#tickets[slot]!;
+        if (t < 0 || (ticket !== undefined && t !== ticket)) continue;
+        const state = CONTROL_FIELDS + slot * SLOT_FIELDS;
+        if (Atomics.compareExchange(this.#control, state, t * 4 + PHASE_PENDING, t * 4 + PHASE_CLAIMED) === t * 4 + PHASE_PENDING) {
+          const job = this.#jobs[slot]!;
+          const [done, errno] = writeAll(fs, job.fd, job.data, job.position);
+          endWrite(this.#control, slot, t, done, errno);
+        } else if (Atomics.load(this.#control, state) !== t * 4 + PHASE_ENDED) waiting = true; // a worker is writing it
+      }
+      if (!waiting) return;
       Atomics.wait(this.#control, CONTROL_ENDED, seen);
     }
   }
 
-  /** Resolves once every write in flight now has ended, without blocking the event loop. */
+  /**
+   * Resolves once every write in flight now has ended, without blocking the event loop. (Not
+   * Atomics.waitAsync: on Node 20 its promise may not wake an otherwise idle event loop.) The
+   * flag is set before the check, and workers read it after counting an end, so either this
+   * sees the end or the worker sees the flag and posts.
+   */
   async waitAsync(): Promise<void> {
-    while (!this.#allEnded()) {
-      const seen = Atomics.load(this.#control, CONTROL_ENDED);
-      if (this.#allEnded()) return;
-      const w = atomicsWaitAsync(this.#control, CONTROL_ENDED, seen);
-      if (w.async) await w.value;
+    this.#asyncWaits++;
+    Atomics.store(this.#control, CONTROL_WANT_MESSAGE, 1);
+    try {
+      while (!this.#allEnded()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    } finally {
+      if (--this.#asyncWaits === 0) Atomics.store(this.#control, CONTROL_WANT_MESSAGE, 0);
     }
   }
 
@@ -162,7 +227,8 @@ export class WriteQueue {
 
   #allEnded(): boolean {
     for (let slot = 0; slot < MAX_WRITES_IN_FLIGHT; slot++) {
-      if (this.#tickets[slot]! >= 0 && Atomics.load(this.#control, 1 + slot * SLOT_FIELDS) !== SLOT_ENDED) return false;
+      const t = this.#tickets[slot]!;
+      if (t >= 0 && Atomics.load(this.#control, CONTROL_FIELDS + slot * SLOT_FIELDS) !== t * 4 + PHASE_ENDED) return false;
     }
     return true;
   }
@@ -171,9 +237,16 @@ export class WriteQueue {
     const i = lane % WRITE_WORKERS;
     let w = this.#workers[i];
     if (w === undefined) {
-      w = new Worker(WORKER_SOURCE, { eval: true, workerData: { control: this.#control.buffer } });
+      // stdout/stderr: true keeps the worker's streams its own: piping them to ours would make
+      // our stdout non-blocking (libuv), and a user's fs.writeSync(1, ...) could then fail EAGAIN.
+      w = new Worker(WORKER_SOURCE, { eval: true, stdout: true, stderr: true, workerData: { control: this.#control.buffer } });
       // A store that is never closed must not keep the process alive for its workers.
       w.unref();
+      w.on('message', () => {
+        const waiters = this.#waiters;
+        this.#waiters = [];
+        for (const wake of waiters) wake();
+      });
       this.#workers[i] = w;
     }
     return w;
