@@ -248,7 +248,7 @@ export class Slab {
    * covers its identity, not its place), rounded up to `blockSize`. Returns the image and the
    * bitmap of the slots it holds.
    */
-  packedImage(current: Uint8Array, blockSize: number, stamp: SealStamp): { image: Buffer; bitmap: Uint8Array } {
+  packedImage(current: Uint8Array, blockSize: number, stamp: SealStamp): { image: Buffer; bitmap: Uint8Array; buffer: Buffer } {
     assert(this.state === SlabState.SEALED && this.liveCount > 0, 'pack a sealed slab with live slots');
     assert(current.byteLength === this.length, 'the current image, whole');
     const stride = this.cls.stride;
@@ -258,8 +258,11 @@ export class Slab {
     let count = 0;
     for (let slot = 0; slot < this.slotCount; slot++) if ((keep[slot >>> 5]! & (1 << (slot & 31))) !== 0) count++;
     const bytes = sealedBytes(count, stride, blockSize);
-    // From the pool (shared memory: the device may write it in the background), zeroed.
-    const image = takeBuffer(bytes).fill(0);
+    // A full slab buffer from the pool (shared memory: the device may write it in the
+    // background; full size, so the pool has one to reuse: a new SharedArrayBuffer costs ~40 us),
+    // of which the image is the zeroed front.
+    const buffer = takeBuffer(Math.max(bytes, this.cls.slabBytes));
+    const image = buffer.subarray(0, bytes).fill(0);
     let place = 0;
     for (let slot = 0; slot < this.slotCount; slot++) {
       if ((keep[slot >>> 5]! & (1 << (slot & 31))) === 0) continue;
@@ -270,7 +273,7 @@ export class Slab {
     const bitmap = new Uint8Array(keep.buffer);
     this.writeHeader(image, stamp, bytes, bitmap, true);
     writeSlabTrailer(image);
-    return { image, bitmap };
+    return { image, bitmap, buffer };
   }
 
   /** The slab's packed image (from `packedImage`) is now at `zone`/`offset`. */

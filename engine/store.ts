@@ -353,7 +353,7 @@ export class Store implements Disposable, DomainHost {
       const at = slab.memorySlotOffset(slot) + SLOT_HEADER_BYTES;
       const length = memoryLength(slab, memory, at);
       if (length > room) throw targetTooSmall(room, length);
-      memory.copy(target, 0, at, at + length);
+      target.set(new Uint8Array(memory.buffer, memory.byteOffset + at, length));
       return length;
     }
     const stride = slab.cls.stride;
@@ -1025,20 +1025,20 @@ export class Store implements Disposable, DomainHost {
     const from = this.zones.zones[slab.zone]!;
     const current = this.device.read(from.start + slab.offset, slab.length);
     const stamp = { storeId: this.storeIdBytes, sealSequence: this.sealSequence + 1, commitSequence: this.catalog.commitSequence, ephemeral: false };
-    const { image, bitmap } = slab.packedImage(current, this.blockSize, stamp);
+    const { image, bitmap, buffer } = slab.packedImage(current, this.blockSize, stamp);
     const oldPlace = slab.place();
     // The write goes on in the background, as a seal's does; the slab reads from the packed
     // image in memory until it ends; its old place stays intact until a commit lets that zone go.
     let to = -1;
     let toOffset = -1;
-    const { zone, offset } = this.zones.append(epoch.id, image, 'gc', (error) => this.moveEnded(slab, image, oldPlace, to, toOffset, error));
+    const { zone, offset } = this.zones.append(epoch.id, image, 'gc', (error) => this.moveEnded(slab, buffer, oldPlace, to, toOffset, error));
     to = zone;
     toOffset = offset;
     this.sealSequence++;
     const oldLength = slab.length;
     this.zones.removeSlab(slab);
     slab.markMoved(zone, offset, image.length, bitmap);
-    slab.buffer = this.zones.zones[zone]!.writing !== undefined ? image : undefined;
+    slab.buffer = this.zones.zones[zone]!.writing !== undefined ? buffer : undefined;
     epoch.slabMoved(slab, oldLength);
     this.zones.placeSlab(slab);
     this.writer.slabChanged(slab.id);
@@ -1236,7 +1236,7 @@ function copyFromMemory(slab: Slab, slot: number): Buffer {
   const at = slab.memorySlotOffset(slot) + SLOT_HEADER_BYTES;
   const length = memoryLength(slab, memory, at);
   const out = Buffer.allocUnsafe(length);
-  memory.copy(out, 0, at, at + length);
+  out.set(new Uint8Array(memory.buffer, memory.byteOffset + at, length));
   return out;
 }
 
