@@ -71,7 +71,8 @@ export function markdownSection(r: PeersReport, jsonPath: string): string {
     `Run ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' (**--quick: a smoke run, not a claim**)' : ''}: ${r.config.reps} interleaved repetition(s), ${Math.round(r.elapsedSeconds)} s in all. ` +
       `Machine: ${m.nproc} vCPU ${m.cpuModel}, ${GiB(m.memoryGiB)}, ${m.kernel}, Node ${m.node}, work folder on ${m.filesystem}; load average ${m.loadAverageStart.join(' ')} at the start, ${m.loadAverageEnd?.join(' ') ?? '?'} at the end (a shared machine: read the ratios). ` +
       `Versions: ${Object.entries(m.versions)
-        .map(([k, v]) => `${k} ${v}`)
+        // Tools name themselves ("fio-3.33", "dd (coreutils) 9.1"): the name once.
+        .map(([k, v]) => `${k} ${v.startsWith(k) ? v.slice(k.length).replace(/^[- ]/, '') : v}`)
         .join(', ')}.`,
   );
   out.push('');
