@@ -2,7 +2,7 @@
  * zns-slab: an embedded storage engine for zoned block devices. Objects live in slabs,
  * slabs on append-only zones, and closing an epoch resets its zones.
  */
-export { openStore, Store, type StoreOptions, type PutOptions } from './engine/store.js';
+export { openStore, Store, DEFAULT_QUEUE_DEPTH, MAX_QUEUE_DEPTH, type StoreOptions, type PutOptions, type GetManyOptions } from './engine/store.js';
 export { EpochState } from './engine/epoch.js';
 export { EpochDomain, type DomainScope } from './engine/domain.js';
 export {
@@ -45,5 +45,5 @@ export {
   type ZonedDevice,
   type DeviceKind,
 } from './zns/device.js';
-export { createEmulatedDevice, openEmulatedDevice, EmulatedZonedDevice, DEFAULT_EMULATED_GEOMETRY } from './zns/emulated.js';
+export { createEmulatedDevice, openEmulatedDevice, EmulatedZonedDevice, DEFAULT_EMULATED_GEOMETRY, type EmulatedOpenOptions } from './zns/emulated.js';
 export { openZonedDevice } from './zns/open.js';
