@@ -477,7 +477,7 @@ export class LibzbdDevice implements ZonedDevice {
         }
       }
       if (n === 0) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `${dir} at ${position + done} on ${this.path} moved no bytes (end of device?)`);
-      assert(n > 0 && n <= part.length && n % this.geometry.logicalBlockSize === 0, `${dir} moved ${n} of ${part.length} bytes in whole blocks`);
+      if (!(n > 0 && n <= part.length && n % this.geometry.logicalBlockSize === 0)) assert(false, `${dir} moved ${n} of ${part.length} bytes in whole blocks`);
       done += n;
     }
   }
