@@ -15,6 +15,7 @@
  */
 import zlib from 'node:zlib';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
+import { DIRECT_IO_MIN_ALIGN, alignedShared } from '../zns/aligned.js';
 import { crc32 } from './crc32.js';
 import { SLOT_HEADER_BYTES, type SizeClass } from './sizeClass.js';
 import { SLAB_HEADER_BYTES, SLAB_TRAILER_BYTES, writeSlabHeader, writeSlabTrailer } from './slabHeader.js';
@@ -46,6 +47,26 @@ function takeBuffer(bytes: number): Buffer {
   if (reused !== undefined) {
     pooledBytes -= bytes;
     return reused;
+  }
+  return newSlabBuffer(bytes);
+}
+
+/** Whether aligned allocation works here (it needs koffi for the address); found at first use. */
+let aligning = true;
+
+/**
+ * Page-aligned when koffi can tell the address: an O_DIRECT device (libzbd, the emulated
+ * device's direct mode) then writes the image as it is, instead of copying it first.
+ */
+function newSlabBuffer(bytes: number): Buffer {
+  if (aligning) {
+    try {
+      const view = alignedShared(bytes, DIRECT_IO_MIN_ALIGN);
+      return Buffer.from(view.buffer, view.byteOffset, view.byteLength);
+    } catch (err) {
+      if (!(err instanceof ZnsSlabError && err.code === ErrorCode.NATIVE_UNAVAILABLE)) throw err;
+      aligning = false;
+    }
   }
   return Buffer.from(new SharedArrayBuffer(bytes));
 }
