@@ -15,7 +15,7 @@ import path from 'node:path';
 import { crashNow, crashPoint, crashPointReached } from '../crashpoints.js';
 import { type FolderLock, lockFolder } from './lock.js';
 import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, alignedShared, isAligned } from './aligned.js';
-import { WriteQueue } from './writeQueue.js';
+import { type WriteEnd, ZoneWrites } from './writeQueue.js';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 import {
   type DeviceGeometry,
@@ -127,11 +127,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
   /** Zone -> fd, in least-recently-used order (Map keeps insertion order). */
   private readonly fds = new Map<number, number>();
   private readonly dirty = new Set<number>();
-  /** Zone -> its write in flight (writeStart), one per zone. */
-  private readonly inFlight = new Map<number, { ticket: number; offset: number; length: number }>();
-  /** Writes whose end was applied by a wait inside this class, for the next `writesEnded`. */
-  private ended: WriteEnded[] = [];
-  private queue: WriteQueue | undefined;
+  /** Writes in the background (writeStart), one per zone. */
+  private readonly background = new ZoneWrites((zone, length, end) => this.backgroundWriteEnded(zone, length, end));
   private readonly maxOpen: number;
   private readonly maxActive: number;
   private openCount = 0;
@@ -412,55 +409,31 @@ export class EmulatedZonedDevice implements ZonedDevice {
       fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
       crashNow();
     }
-    const ticket = (this.queue ??= new WriteQueue()).start(fd, data, within, zone);
-    this.inFlight.set(zone, { ticket, offset, length: data.length });
+    this.background.start(zone, fd, data, within, offset);
   }
 
   writesEnded(): WriteEnded[] {
-    this.collect();
-    const out = this.ended;
-    this.ended = [];
-    return out;
+    return this.background.ended();
   }
 
   writesWait(zone?: number): WriteEnded[] {
-    this.settle(zone);
-    return this.writesEnded();
+    this.background.settle(zone);
+    return this.background.ended();
   }
 
-  async writesWaitAsync(): Promise<void> {
-    if (this.queue !== undefined) await this.queue.waitAsync();
+  writesWaitAsync(): Promise<void> {
+    return this.background.waitAsync();
   }
 
-  /** Waits for `zone`'s write in flight (or every one) and applies how it ended; `writesEnded` reports it. */
-  private settle(zone?: number): void {
-    if (this.inFlight.size === 0) return;
-    if (zone === undefined) this.queue!.wait();
-    else {
-      const w = this.inFlight.get(zone);
-      if (w === undefined) return;
-      this.queue!.wait(w.ticket);
+  /** How a background write ended, applied to the zone: its write pointer moves, or the file goes back. */
+  private backgroundWriteEnded(zone: number, length: number, end: WriteEnd): ZnsSlabError | undefined {
+    if (end.errno === 0 && end.written === length) {
+      this.wrote(zone, length);
+      return undefined;
     }
-    this.collect();
-  }
-
-  private collect(): void {
-    if (this.inFlight.size === 0) return;
-    for (const end of this.queue!.ended()) {
-      let zone = -1;
-      for (const [z, w] of this.inFlight) if (w.ticket === end.ticket) zone = z;
-      assert(zone >= 0, `write ${end.ticket} ended in a zone with a write in flight`);
-      const w = this.inFlight.get(zone)!;
-      this.inFlight.delete(zone);
-      let error: ZnsSlabError | undefined;
-      if (end.errno === 0 && end.written === w.length) this.wrote(zone, w.length);
-      else {
-        this.truncateBack(zone, this.zones[zone]!.written);
-        const cause = Object.assign(new Error(`${end.code || 'EIO'}: write failed after ${end.written} of ${w.length} bytes`), { code: end.code, errno: end.errno });
-        error = fsError(cause, `write of ${w.length} bytes in zone ${zone}`);
-      }
-      this.ended.push({ zone, offset: w.offset, length: w.length, error });
-    }
+    this.truncateBack(zone, this.zones[zone]!.written);
+    const cause = Object.assign(new Error(`${end.code || 'EIO'}: write failed after ${end.written} of ${length} bytes`), { code: end.code, errno: end.errno });
+    return fsError(cause, `write of ${length} bytes in zone ${zone}`);
   }
 
   /**
@@ -483,7 +456,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (state.condition === ZoneCondition.FULL || state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `write to zone ${zone}, which is ${ZoneCondition[state.condition]}`);
     }
-    if (this.inFlight.has(zone)) {
+    if (this.background.has(zone)) {
       throw new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `write at ${offset} in zone ${zone}, which has a write in flight (one at a time per zone)`);
     }
     if (within !== state.written) {
@@ -527,7 +500,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   openZone(zone: number): void {
     this.checkOpen();
-    this.settle(zone);
+    this.background.settle(zone);
     const state = this.zoneState(zone);
     switch (state.condition) {
       case ZoneCondition.EXPLICIT_OPEN:
@@ -555,7 +528,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   closeZone(zone: number): void {
     this.checkOpen();
-    this.settle(zone);
+    this.background.settle(zone);
     const state = this.zoneState(zone);
     if (state.condition === ZoneCondition.CLOSED) return;
     if (!zoneIsOpen(state.condition)) {
@@ -573,7 +546,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   finishZone(zone: number): void {
     this.checkOpen();
-    this.settle(zone);
+    this.background.settle(zone);
     const state = this.zoneState(zone);
     switch (state.condition) {
       case ZoneCondition.FULL:
@@ -606,7 +579,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   resetZone(zone: number): void {
     this.checkOpen();
-    this.settle(zone);
+    this.background.settle(zone);
     const state = this.zoneState(zone);
     if (state.condition === ZoneCondition.OFFLINE || state.condition === ZoneCondition.READ_ONLY) {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot reset zone ${zone}, which is ${ZoneCondition[state.condition]}`);
@@ -631,7 +604,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   flush(): void {
     this.checkOpen();
-    this.settle();
+    this.background.settle();
     crashPoint('device.flush');
     for (const zone of this.dirty) {
       try {
@@ -649,7 +622,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.flush();
     } finally {
       // The workers write through our fds: every write ends before an fd closes.
-      this.queue?.close();
+      this.background.close();
       for (const fd of this.fds.values()) this.closeFd(fd);
       this.fds.clear();
       this.closed = true;
@@ -746,7 +719,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (this.fds.size >= MAX_CACHED_FDS) {
       // The least recently used fd that no write in flight is using (the worker writes through it).
       for (const oldest of this.fds.keys()) {
-        if (this.inFlight.has(oldest)) continue;
+        if (this.background.has(oldest)) continue;
         this.dropFd(oldest);
         break;
       }

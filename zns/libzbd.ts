@@ -18,7 +18,8 @@
  */
 import fs from 'node:fs';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
-import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, isAligned } from './aligned.js';
+import { BounceBuffer, DIRECT_IO_MIN_ALIGN, alignedBuffer, alignedShared, isAligned } from './aligned.js';
+import { type WriteEnd, ZoneWrites } from './writeQueue.js';
 import {
   Errno,
   ZBD_RO_ALL,
@@ -33,6 +34,7 @@ import {
   zbdOpen,
 } from '../native/libzbd.js';
 import {
+  type WriteEnded,
   type DeviceGeometry,
   type Zone,
   type ZonedDevice,
@@ -108,6 +110,8 @@ export class LibzbdDevice implements ZonedDevice {
   private readonly zones: ZoneState[];
   private readonly align: number;
   private readonly bounce: BounceBuffer;
+  /** Writes in the background (writeStart), one per zone. */
+  private readonly background = new ZoneWrites((zone, length, end) => this.backgroundWriteEnded(zone, this.zoneStart(zone) + this.zones[zone]!.written, length, end));
   private closed = false;
   /** readAsync calls whose fs.read has not called back: the fd stays open until they have. */
   private readsInFlight = 0;
@@ -281,20 +285,9 @@ export class LibzbdDevice implements ZonedDevice {
 
   write(offset: number, data: Uint8Array): void {
     this.checkOpen();
-    if (!(data instanceof Uint8Array)) {
-      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
-    }
+    const { zone } = this.checkAppend(offset, data, true);
     const g = this.geometry;
-    const lbs = g.logicalBlockSize;
-    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
-      throw new ZnsSlabError(ErrorCode.UNALIGNED_IO, `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`);
-    }
-    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
-    let state = this.zones[zone]!;
-    if (state.type !== ZoneType.CONVENTIONAL) {
-      if (UNWRITABLE.has(state.condition) || within !== state.written) state = this.refresh(zone);
-      this.checkWritable(zone, state, offset, within, data.length);
-    }
+    const state = this.zones[zone]!;
     const buf = this.bounce.get(data.length);
     buf.set(data);
     try {
@@ -306,6 +299,54 @@ export class LibzbdDevice implements ZonedDevice {
     state.written += data.length;
     if (state.written === g.zoneCapacity) state.condition = ZoneCondition.FULL;
     else if (state.condition !== ZoneCondition.EXPLICIT_OPEN) state.condition = ZoneCondition.IMPLICIT_OPEN;
+  }
+
+  /**
+   * The write as `write` checks it, done by a worker thread (zns/writeQueue.ts) on the same
+   * O_DIRECT fd; the tracked write pointer moves when it ends. An image that is not shared,
+   * page-aligned memory is copied into some first.
+   */
+  writeStart(offset: number, data: Uint8Array): void {
+    this.checkOpen();
+    const { zone, within } = this.checkAppend(offset, data, false);
+    if (this.background.has(zone)) {
+      throw new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `write at ${offset} in zone ${zone}, which has a write in flight (one at a time per zone)`);
+    }
+    let shared = data;
+    if (!(data.buffer instanceof SharedArrayBuffer) || !isAligned(data, this.align)) {
+      shared = alignedShared(data.length, this.align);
+      shared.set(data);
+    }
+    void within;
+    this.background.start(zone, this.fd, shared, offset, offset);
+    // The drive opens the zone when it takes the write.
+    const state = this.zones[zone]!;
+    if (state.type !== ZoneType.CONVENTIONAL && state.condition !== ZoneCondition.EXPLICIT_OPEN) state.condition = ZoneCondition.IMPLICIT_OPEN;
+  }
+
+  writesEnded(): WriteEnded[] {
+    return this.background.ended();
+  }
+
+  writesWait(zone?: number): WriteEnded[] {
+    this.background.settle(zone);
+    return this.background.ended();
+  }
+
+  writesWaitAsync(): Promise<void> {
+    return this.background.waitAsync();
+  }
+
+  /** How a background write ended: the write pointer moves, or the zone is re-reported and the rule named. */
+  private backgroundWriteEnded(zone: number, offset: number, length: number, end: WriteEnd): ZnsSlabError | undefined {
+    const state = this.zones[zone]!;
+    if (end.errno === 0 && end.written === length) {
+      if (state.type === ZoneType.CONVENTIONAL) return undefined;
+      state.written += length;
+      if (state.written === this.geometry.zoneCapacity) state.condition = ZoneCondition.FULL;
+      return undefined;
+    }
+    return this.writeError(zone, offset, length, new NativeIoError(end.errno < 0 ? -end.errno : Errno.EIO, end.written));
   }
 
   resetZone(zone: number): void {
@@ -342,6 +383,7 @@ export class LibzbdDevice implements ZonedDevice {
 
   flush(): void {
     this.checkOpen();
+    this.background.settle();
     try {
       // O_DIRECT skips the page cache, not the drive's volatile write cache: this sends a FLUSH.
       fs.fdatasyncSync(this.fd);
@@ -362,6 +404,8 @@ export class LibzbdDevice implements ZonedDevice {
         if (zoneIsOpen(z.condition)) this.closeZone(z.index);
       }
     } finally {
+      // Writes in flight use the fd: they end first.
+      this.background.close();
       // A read in flight on the pool still uses the fd: the last one to call back closes it.
       if (this.readsInFlight > 0) this.fdClosePending = true;
       else this.lib.zbd_close(this.fd);
@@ -390,6 +434,7 @@ export class LibzbdDevice implements ZonedDevice {
   private zoneOp(op: ZoneOpName, zone: number): void {
     this.checkOpen();
     this.checkZone(zone);
+    this.background.settle(zone);
     const rc = this.lib.zbd_zones_operation(this.fd, OP_CODES[op], this.zoneStart(zone), this.geometry.zoneSize);
     if (rc === 0) return;
     const errno = this.lib.errno();
@@ -405,6 +450,25 @@ export class LibzbdDevice implements ZonedDevice {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot ${op} zone ${zone}, which is ${cond} (${errnoName(errno)})`);
     }
     throw new ZnsSlabError(ErrorCode.DEVICE_IO, `zone ${op} of zone ${zone} (${cond}) failed: ${errnoName(errno)}`);
+  }
+
+  /** What the kernel would refuse of an append at `offset`, refused here with a named rule. */
+  private checkAppend(offset: number, data: Uint8Array, settleFirst: boolean): { zone: number; within: number } {
+    if (!(data instanceof Uint8Array)) {
+      throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
+    }
+    const lbs = this.geometry.logicalBlockSize;
+    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) {
+      throw new ZnsSlabError(ErrorCode.UNALIGNED_IO, `write at ${offset} of ${data.length} bytes is not a non-empty multiple of the ${lbs}-byte block`);
+    }
+    const { zone, within } = locateInZone(this.geometry, offset, data.length, 'write');
+    if (settleFirst) this.background.settle(zone);
+    let state = this.zones[zone]!;
+    if (state.type !== ZoneType.CONVENTIONAL && !this.background.has(zone)) {
+      if (UNWRITABLE.has(state.condition) || within !== state.written) state = this.refresh(zone);
+      this.checkWritable(zone, state, offset, within, data.length);
+    }
+    return { zone, within };
   }
 
   private checkWritable(zone: number, state: ZoneState, offset: number, within: number, length: number): void {

@@ -15,7 +15,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { assert } from '../errors.js';
+import { type ZnsSlabError, assert } from '../errors.js';
+import type { WriteEnded } from './device.js';
 
 /** Worker threads per device: two let two zones' writes proceed at once on a 2-core machine. */
 export const WRITE_WORKERS = 2;
@@ -256,4 +257,75 @@ export class WriteQueue {
 /** A buffer for queued writes: on a SharedArrayBuffer, so the worker writes from it without a copy. */
 export function sharedBuffer(bytes: number): Buffer {
   return Buffer.from(new SharedArrayBuffer(bytes));
+}
+
+/**
+ * A device's writes in the background, one per zone: what both device kinds share. The device
+ * checks a write and starts it here; when it ends, `apply` moves the device's own zone state
+ * (the write pointer; or, on a failure, back) and returns the error to report, if any.
+ */
+export class ZoneWrites {
+  #queue: WriteQueue | undefined;
+  /** Zone -> its write in flight. */
+  readonly #inFlight = new Map<number, { ticket: number; offset: number; length: number }>();
+  /** Ends applied (by a wait inside the device) and not yet reported by `ended`. */
+  #ended: WriteEnded[] = [];
+  readonly #apply: (zone: number, length: number, end: WriteEnd) => ZnsSlabError | undefined;
+
+  constructor(apply: (zone: number, length: number, end: WriteEnd) => ZnsSlabError | undefined) {
+    this.#apply = apply;
+  }
+
+  has(zone: number): boolean {
+    return this.#inFlight.has(zone);
+  }
+
+  /** Starts writing `data` (shared memory) at `position` of `fd`: zone `zone`'s append at device offset `offset`. */
+  start(zone: number, fd: number, data: Uint8Array, position: number, offset: number): void {
+    assert(!this.#inFlight.has(zone), `zone ${zone} has no write in flight`);
+    const ticket = (this.#queue ??= new WriteQueue()).start(fd, data, position, zone);
+    this.#inFlight.set(zone, { ticket, offset, length: data.length });
+  }
+
+  /** Writes that ended since the last call, applied; never blocks. */
+  ended(): WriteEnded[] {
+    this.#collect();
+    const out = this.#ended;
+    this.#ended = [];
+    return out;
+  }
+
+  /** Waits for `zone`'s write (or every one), applies how it ended; `ended` reports it. */
+  settle(zone?: number): void {
+    if (this.#inFlight.size === 0) return;
+    if (zone === undefined) this.#queue!.wait();
+    else {
+      const w = this.#inFlight.get(zone);
+      if (w === undefined) return;
+      this.#queue!.wait(w.ticket);
+    }
+    this.#collect();
+  }
+
+  async waitAsync(): Promise<void> {
+    if (this.#queue !== undefined) await this.#queue.waitAsync();
+  }
+
+  /** Waits for every write and stops the workers (before the device closes its fds). */
+  close(): void {
+    this.#queue?.close();
+  }
+
+  #collect(): void {
+    if (this.#inFlight.size === 0) return;
+    for (const end of this.#queue!.ended()) {
+      let zone = -1;
+      for (const [z, w] of this.#inFlight) if (w.ticket === end.ticket) zone = z;
+      assert(zone >= 0, `write ${end.ticket} ended in a zone with a write in flight`);
+      const w = this.#inFlight.get(zone)!;
+      this.#inFlight.delete(zone);
+      const error = this.#apply(zone, w.length, end);
+      this.#ended.push({ zone, offset: w.offset, length: w.length, error });
+    }
+  }
 }
