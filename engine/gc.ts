@@ -162,6 +162,8 @@ export class ZoneGc {
   #victimEpoch = NO_OWNER;
   /** Bytes GC may still move, one slab per put (`stepBytes` per slab sealed). */
   credit = 0;
+  /** The last step stopped only because the GC head's write was in flight (a put's step): the work waits, the credit stays. */
+  #deferred = false;
   /** Zones collected since the last commit (which resets them). */
   #uncommitted = 0;
   /** Zones a relocation failed in this session (a read error): not picked again. */
@@ -238,6 +240,7 @@ export class ZoneGc {
     const started = performance.now();
     const writtenBy = zones.clock;
     const result: GcResult = { zonesCollected: 0, slabsMoved: 0, bytesMoved: 0, bytesFreed: 0, ms: 0, more: false };
+    let deferred = false;
     try {
       for (;;) {
         if (this.#victim >= 0 && zones.zones[this.#victim]!.owner !== this.#victimEpoch) this.#victim = -1; // its epoch closed meanwhile
@@ -279,8 +282,11 @@ export class ZoneGc {
           host.counters.gcBytesFreed += freed;
           continue;
         }
-        if (spent) {
+        // A put does not wait for the GC head's previous write: the move waits for a later put
+        // (the credit stays). Out of zones ('urgent'), it waits.
+        if (spent || (budget.fromPut === true && !budget.urgent && zones.headWriting(slab.epoch, 'gc'))) {
           result.more = true;
+          deferred = !spent;
           break;
         }
         let bytes: number;
@@ -303,6 +309,7 @@ export class ZoneGc {
       result.ms = performance.now() - started;
       host.counters.gcMs += result.ms;
     }
+    this.#deferred = deferred;
     return result;
   }
 
@@ -343,6 +350,9 @@ export class ZoneGc {
 
   /** A put that GC owes work: one slab moves (or one collected zone is let go). */
   onPut(): void {
+    // The GC head's last write is still in flight: this put leaves the move to a later one (the
+    // credit stays), without the cost of a step.
+    if (this.#victim >= 0 && this.#host.zones.headWriting(this.#victimEpoch, 'gc') && this.wanted() !== 'urgent') return;
     const moved = this.background(1, Infinity, false, true);
     // Nothing left to do stops the pace; else at least a block per put, so credit runs out.
     this.credit = moved < 0 ? 0 : Math.max(0, this.credit - Math.max(moved, this.#host.zones.blockSize));
@@ -358,7 +368,8 @@ export class ZoneGc {
     if (wanted === 'no' && this.#victim < 0 && !(commitAtEnd && this.#uncommitted > 0)) return -1;
     try {
       const r = this.step({ maxBytes, maxMs, urgent: wanted === 'urgent', startIf: () => this.wanted() !== 'no', commitAtEnd, fromPut });
-      return r.slabsMoved + r.zonesCollected === 0 ? -1 : r.bytesMoved;
+      if (r.slabsMoved + r.zonesCollected === 0) return this.#deferred ? 0 : -1;
+      return r.bytesMoved;
     } catch (err) {
       if (!(err instanceof ZnsSlabError) || err.code === ErrorCode.INTERNAL) throw err;
       this.#host.counters.gcStepFailures++;

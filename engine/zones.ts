@@ -559,6 +559,13 @@ export class ZoneManager {
     return (stream === 'user' ? this.heads : this.gcHeads).get(epoch);
   }
 
+  /** Whether `epoch`'s head of `stream` has an append in flight (the next append there would wait for it). */
+  headWriting(epoch: number, stream: WriteStream): boolean {
+    this.poll();
+    const index = this.head(epoch, stream);
+    return index !== undefined && this.zones[index]!.writing !== undefined;
+  }
+
   /** Resets an unowned zone on the device and makes it free. Failures are counted and retried later. */
   private reset(index: number, options: { recovery?: boolean } = {}): boolean {
     const zone = this.zones[index]!;

@@ -157,6 +157,8 @@ export class WriteQueue {
   #waiters: (() => void)[] = [];
   #asyncWaits = 0;
   #inFlight = 0;
+  /** The ended counter when `ended` last scanned. */
+  #endedSeen = 0;
   #closed = false;
 
   /** Each write's file position (a double: offsets pass 2^31). */
@@ -230,6 +232,10 @@ export class WriteQueue {
   /** Writes that ended since the last call; never blocks. */
   ended(): WriteEnd[] {
     if (this.#inFlight === 0) return [];
+    // Nothing ended since the last look: no scan (a put polls on its way).
+    const count = Atomics.load(this.#control, CONTROL_ENDED);
+    if (count === this.#endedSeen) return [];
+    this.#endedSeen = count;
     const out: WriteEnd[] = [];
     for (let slot = 0; slot < MAX_WRITES_IN_FLIGHT; slot++) {
       const ticket = this.#tickets[slot]!;
