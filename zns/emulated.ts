@@ -374,11 +374,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       data = copy;
     }
     const fd = this.fd(zone);
-    // A torn write: half of it reaches the file, then the process dies.
-    if (crashPointReached('device.write')) {
-      fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
-      crashNow();
-    }
+    this.crashPointTornWrite(fd, data, within);
     try {
       // A short count is not an error yet (a full disk writes what fits, then says ENOSPC).
       for (let n = 0; n < data.length; ) {
@@ -405,25 +401,21 @@ export class EmulatedZonedDevice implements ZonedDevice {
       data = copy;
     }
     const fd = this.fd(zone);
-    if (crashPointReached('device.write')) {
-      fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
-      crashNow();
-    }
+    this.crashPointTornWrite(fd, data, within);
     this.background.start(zone, fd, data, within, offset);
   }
 
-  writesEnded(): WriteEnded[] {
-    return this.background.ended();
+  /** The crash loop's `device.write` point: half of the write reaches the file, then the process dies. */
+  private crashPointTornWrite(fd: number, data: Uint8Array, within: number): void {
+    if (!crashPointReached('device.write')) return;
+    fs.writeSync(fd, data, 0, Math.floor(data.length / 2), within);
+    crashNow();
   }
 
-  writesWait(zone?: number): WriteEnded[] {
-    this.background.settle(zone);
-    return this.background.ended();
-  }
-
-  writesWaitAsync(): Promise<void> {
-    return this.background.waitAsync();
-  }
+  // The background writes' bookkeeping is ZoneWrites' (zns/writeQueue.ts), shared by both devices.
+  writesEnded = (): WriteEnded[] => this.background.ended();
+  writesWait = (zone?: number): WriteEnded[] => this.background.wait(zone);
+  writesWaitAsync = (): Promise<void> => this.background.waitAsync();
 
   /** How a background write ended, applied to the zone: its write pointer moves, or the file goes back. */
   private backgroundWriteEnded(zone: number, length: number, end: WriteEnd): ZnsSlabError | undefined {

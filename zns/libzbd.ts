@@ -324,18 +324,10 @@ export class LibzbdDevice implements ZonedDevice {
     if (state.type !== ZoneType.CONVENTIONAL && state.condition !== ZoneCondition.EXPLICIT_OPEN) state.condition = ZoneCondition.IMPLICIT_OPEN;
   }
 
-  writesEnded(): WriteEnded[] {
-    return this.background.ended();
-  }
-
-  writesWait(zone?: number): WriteEnded[] {
-    this.background.settle(zone);
-    return this.background.ended();
-  }
-
-  writesWaitAsync(): Promise<void> {
-    return this.background.waitAsync();
-  }
+  // The background writes' bookkeeping is ZoneWrites' (zns/writeQueue.ts), shared by both devices.
+  writesEnded = (): WriteEnded[] => this.background.ended();
+  writesWait = (zone?: number): WriteEnded[] => this.background.wait(zone);
+  writesWaitAsync = (): Promise<void> => this.background.waitAsync();
 
   /** How a background write ended: the write pointer moves, or the zone is re-reported and the rule named. */
   private backgroundWriteEnded(zone: number, offset: number, length: number, end: WriteEnd): ZnsSlabError | undefined {

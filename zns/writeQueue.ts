@@ -394,6 +394,12 @@ export class ZoneWrites {
     this.#collect();
   }
 
+  /** `settle`, then `ended`: what a device's `writesWait` returns. */
+  wait(zone?: number): WriteEnded[] {
+    this.settle(zone);
+    return this.ended();
+  }
+
   async waitAsync(): Promise<void> {
     if (this.#queue !== undefined) await this.#queue.waitAsync();
   }
