@@ -150,3 +150,28 @@ describe('the emulated device in the background', () => {
   });
 
 });
+
+describe('WriteQueue races', () => {
+  it('a write seen ended (hasEnded, as wait() looks) is reported by the next ended(), every time (found by the crash loop)', () => {
+    const tmp = tempDir();
+    const q = new WriteQueue();
+    const fd = fs.openSync(path.join(tmp.dir, 'f'), 'w+');
+    const buf = filled(BLOCK, 1);
+    try {
+      // The worker marks a write ended, then counts it: a wait() that returns in between must
+      // still find it (ended() once skipped its scan when the count had not moved).
+      for (let i = 0; i < 20_000; i++) {
+        const ticket = q.start(fd, buf, 0, i);
+        // Spin on the state, as wait() reads it, so the worker (not this thread) does the write
+        // and this side looks right after the worker marks it ended.
+        while (!q.hasEnded(ticket));
+        const ends = q.ended('wait');
+        if (ends.length !== 1 || ends[0]!.ticket !== ticket) throw new Error(`iteration ${i}: wait saw write ${ticket} end, ended() returned ${JSON.stringify(ends)}`);
+      }
+    } finally {
+      q.close();
+      fs.closeSync(fd);
+      tmp.cleanup();
+    }
+  });
+});
