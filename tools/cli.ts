@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CATALOG_FILE, DEFAULT_DEVICE_DIR, openStore, storeRelative } from '../engine/store.js';
 import { type RecoverReport, rebuildCatalog } from '../engine/rebuild.js';
 import { CACHE_PURPOSE, DESCRIPTOR_FILE, type SavedCacheStats, readCacheStats } from '../cache/cache.js';
@@ -23,6 +24,7 @@ Usage:
   zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition] [--salvage]
   zns-slab recover <store> [--device PATH] [--force]
   zns-slab help [stats|zones|recover]
+  zns-slab --version
 
 stats and zones open a store read-only: nothing is changed, and a store open in another
 process is refused (ERR_STORE_LOCKED). recover rebuilds a lost or damaged catalog from the
@@ -86,7 +88,13 @@ interface Args {
 }
 
 const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device']);
-const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage', '--version']);
+
+/** The package's version, from its package.json (two folders above dist/tools/cli.js). */
+function packageVersion(): string {
+  const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'package.json');
+  return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+}
 
 function parseArgs(argv: string[]): Args {
   const flags = new Map<string, string | true>();
@@ -175,6 +183,25 @@ function isStore(target: string): boolean {
   return fs.existsSync(path.join(target, CATALOG_FILE));
 }
 
+/**
+ * Refuses, naming the path and what is wrong with it, a target that cannot be a store folder,
+ * an emulated device folder or a zoned block device: missing, a regular file, a character
+ * device (such as /dev/null). What is left (a folder, a block device) the opener judges.
+ */
+function checkTarget(target: string): void {
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(target);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${target} does not exist`);
+    throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${target} cannot be read: ${(e as Error).message}`, { cause: e });
+  }
+  if (stat.isDirectory() || stat.isBlockDevice()) return;
+  const what = stat.isFile() ? 'a regular file' : stat.isCharacterDevice() ? 'a character device' : 'neither a folder nor a block device';
+  throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${target} is ${what}: give a store folder, an emulated device folder or a zoned block device`);
+}
+
 function cacheText(c: SavedCacheStats, deviceBytes: number): string {
   const pct = (x: number | null) => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
   const mb = (x: number | null) => (x === null ? 'n/a' : `${(x / 1048576).toFixed(1)} MiB`);
@@ -222,7 +249,8 @@ function parseRange(spec: string, count: number): [number, number] {
   if (!m) throw new UsageError(`--range takes A, A-B or A-, got ${spec}`);
   const a = Number(m[1]);
   const b = m[2] ? (m[3] ? Number(m[3]) : count - 1) : a;
-  if (a > b || a >= count) throw new UsageError(`--range ${spec} is outside zones 0-${count - 1}`);
+  if (a > b) throw new UsageError(`--range ${spec}: the first zone (${a}) is after the last (${b})`);
+  if (a >= count) throw new UsageError(`--range ${spec} is outside zones 0-${count - 1}`);
   return [a, Math.min(b, count - 1)];
 }
 
@@ -345,6 +373,11 @@ export function main(argv: string[]): number {
   let args: Args;
   try {
     args = parseArgs(argv);
+    if (args.flags.has('--version')) {
+      out(`zns-slab ${packageVersion()}\n`);
+      return 0;
+    }
+    if (args.target !== undefined && (args.command === 'stats' || args.command === 'zones' || args.command === 'recover')) checkTarget(args.target);
     if (args.command === undefined || args.command === 'help' || (args.flags.has('--help') && args.command === undefined)) {
       const topic = args.command === 'help' ? args.target : undefined;
       out(HELP[topic ?? 'main'] ?? HELP.main!);

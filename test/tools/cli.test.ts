@@ -159,6 +159,30 @@ describe('zns-slab stats', () => {
     expect(direct.status).toBe(0);
   });
 
+  it('names the path and what is wrong with it: missing, a regular file, a character device', () => {
+    const missing = run('zones', path.join(tmp.dir, 'nope'));
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/ERR_INVALID_STORE: .*nope does not exist/);
+    const file = path.join(tmp.dir, 'plain.txt');
+    fs.writeFileSync(file, 'x');
+    for (const cmd of ['stats', 'zones', 'recover']) {
+      const r = run(cmd, file);
+      expect(r.status, cmd).toBe(1);
+      expect(r.stderr, cmd).toMatch(/plain\.txt is a regular file: give a store folder/);
+      expect(r.stderr, cmd).not.toMatch(/ENOTDIR|device\.json/);
+    }
+    const nul = run('zones', '/dev/null');
+    expect(nul.status).toBe(1);
+    expect(nul.stderr).toMatch(/\/dev\/null is a character device/);
+  });
+
+  it('prints its version', () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`zns-slab ${pkg.version}\n`);
+  });
+
   it('prints help, and exits 2 on usage errors', () => {
     expect(run('--help').status).toBe(0);
     expect(run('stats', '--help').stdout).toMatch(/--no-json/);
@@ -206,6 +230,9 @@ describe('zns-slab zones', () => {
     expect(empty.length).toBeGreaterThan(0);
     expect(empty.every((z: { condition: string }) => z.condition === 'empty')).toBe(true);
     expect(run('zones', storeDir, '--range', '99-100').status).toBe(2);
+    const backwards = run('zones', storeDir, '--range', '9-2');
+    expect(backwards.status).toBe(2);
+    expect(backwards.stderr).toMatch(/--range 9-2: the first zone \(9\) is after the last \(2\)/);
     expect(run('zones', storeDir, '--condition', 'sleepy').status).toBe(2);
   });
 
