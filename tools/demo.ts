@@ -14,7 +14,10 @@ import { openCache } from '../cache/cache.js';
 import { ZnsSlabError } from '../errors.js';
 import { diskUsage } from './diskUsage.js';
 
-const DIR = path.resolve(process.argv[2] ?? 'data');
+const ARGS = process.argv.slice(2);
+/** `--json`: the run's numbers as JSON on stdout, instead of the closing summary. */
+const JSON_OUT = ARGS.includes('--json');
+const DIR = path.resolve(ARGS.find((a) => !a.startsWith('--')) ?? 'data');
 const OBJECTS_PER_EPOCH = 20_000;
 
 function say(line: string): void {
@@ -127,7 +130,21 @@ function main(): void {
   say(`done: ${verified} objects verified byte for byte after reopen, ${stale} dropped handles refused as stale, ` +
     `${summary.zonesOwned} zones in use, ${mib(summary.bytesWrittenToDevice)} written for ${mib(summary.bytesPut)} put, in ${summary.seconds} s`);
   const cache = cacheDemo(`${DIR}-cache`);
-  process.stdout.write(JSON.stringify({ ...summary, cache }, null, 2) + '\n');
+  if (JSON_OUT) {
+    process.stdout.write(JSON.stringify({ ...summary, cache }, null, 2) + '\n');
+    return;
+  }
+  // The summary comes last, where a person looks (the numbers as JSON: --json).
+  process.stdout.write(
+    [
+      '',
+      `store ${summary.store}: ${summary.objectsVerified} objects verified after reopen, ${summary.handlesStale} handles of the closed epoch refused as stale,`,
+      `  disk ${mib(summary.diskBytesBeforeClose)} -> ${mib(summary.diskBytesAfterClose)} after closing the epoch (${summary.zonesReset} zones reset), ${summary.seconds} s`,
+      `cache ${cache.dir}: ${cache.entries} entries, ${cache.pagesVerified} pages verified after reopen, ${cache.sessionsExpired} sessions expired in ${cache.expiryMs} ms`,
+      `inspect: npx zns-slab stats ${path.relative(process.cwd(), summary.store) || '.'}   npx zns-slab zones ${path.relative(process.cwd(), summary.store) || '.'}   (the numbers as JSON: npm start -- --json)`,
+      '',
+    ].join('\n'),
+  );
 }
 
 const CACHE_MAX_BYTES = 32 * 1024 * 1024;

@@ -9,11 +9,11 @@ import { tempDir } from '../helpers/tmp.js';
 const demo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'tools', 'demo.js');
 
 describe('demo', () => {
-  it('writes three epochs, closes one, reopens and verifies every byte; JSON on stdout', () => {
+  it('writes three epochs, closes one, reopens and verifies every byte; JSON on stdout with --json, else a summary last', () => {
     const tmp = tempDir();
     try {
       const dir = path.join(tmp.dir, 'data');
-      const r = spawnSync(process.execPath, [demo, dir], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [demo, dir, '--json'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       const summary = JSON.parse(r.stdout) as { epochs: { state: string }[]; objectsVerified: number; objectsLive: number; handlesStale: number; zonesReset: number; diskBytesAfterClose: number; diskBytesBeforeClose: number };
       expect(summary.objectsVerified).toBe(35_000);
@@ -24,8 +24,12 @@ describe('demo', () => {
       expect(summary.epochs.map((e) => e.state)).toEqual(['CLOSING', 'ACTIVE']);
       expect(r.stderr).toMatch(/verified byte for byte/);
       expect(fs.existsSync(path.join(dir, 'catalog.db'))).toBe(true);
-      // Run twice: it replaces its own previous store...
-      expect(spawnSync(process.execPath, [demo, dir]).status).toBe(0);
+      // Run twice: it replaces its own previous store... Without --json its summary comes last, as text.
+      const plain = spawnSync(process.execPath, [demo, dir], { encoding: 'utf8' });
+      expect(plain.status, plain.stderr).toBe(0);
+      expect(plain.stdout).not.toMatch(/[{}]/);
+      expect(plain.stdout.trim().split('\n').at(-1)).toMatch(/^inspect: npx zns-slab stats /);
+      expect(plain.stdout).toMatch(/35000 objects verified after reopen, 25000 handles of the closed epoch refused as stale/);
       // ...but never a folder that is not a zns-slab store.
       const other = path.join(tmp.dir, 'precious');
       fs.mkdirSync(other);
