@@ -47,3 +47,4 @@ export {
 } from './zns/device.js';
 export { createEmulatedDevice, openEmulatedDevice, EmulatedZonedDevice, DEFAULT_EMULATED_GEOMETRY, type EmulatedOpenOptions } from './zns/emulated.js';
 export { openZonedDevice } from './zns/open.js';
+export { openLibzbdDevice, LibzbdDevice, type LibzbdOptions, type LibzbdIoPath } from './zns/libzbd.js';

@@ -13,12 +13,13 @@ describe('package', () => {
     const tmp = tempDir();
     try {
       const script = `
-        import { openStore, packHandle, unpackHandle, ZnsSlabError, ErrorCode, EpochState } from 'zns-slab';
+        import { openStore, packHandle, unpackHandle, ZnsSlabError, ErrorCode, EpochState, openLibzbdDevice, openZonedDevice, createEmulatedDevice } from 'zns-slab';
         const store = openStore(${JSON.stringify(path.join(tmp.dir, 's'))});
         const h = store.put(Buffer.from('by name'));
         const ok = store.get(h).toString() === 'by name' && unpackHandle(h).version === 1 &&
           typeof packHandle === 'function' && ErrorCode.STALE_HANDLE === 'ERR_STALE_HANDLE' &&
-          new ZnsSlabError(ErrorCode.CLOSED, 'x') instanceof Error && EpochState.ACTIVE === 'ACTIVE';
+          new ZnsSlabError(ErrorCode.CLOSED, 'x') instanceof Error && EpochState.ACTIVE === 'ACTIVE' &&
+          typeof openLibzbdDevice === 'function' && typeof openZonedDevice === 'function' && typeof createEmulatedDevice === 'function';
         store.close();
         process.stdout.write(ok ? 'ok' : 'wrong');`;
       const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });

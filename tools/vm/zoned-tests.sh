@@ -18,7 +18,7 @@ start=$(cut -d' ' -f1 /proc/uptime)
 set +e
 # --configLoader runner: vite's default loader writes a bundled config into node_modules,
 # which is read-only here. Piped through cat so vitest sees no TTY and prints plain lines.
-ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner --no-file-parallelism \
+NO_COLOR=1 ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner --no-file-parallelism \
   --reporter=default --reporter=json --outputFile=/tmp/zoned-tests.json \
   test/zns/libzbd.test.ts test/engine/device.store.test.ts "$@" 2>&1 | cat
 rc=$?
