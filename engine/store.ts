@@ -625,11 +625,7 @@ export class Store implements Disposable, DomainHost {
    */
   flush(): void {
     this.checkWritable();
-    this.sealUnsealed();
-    for (const epoch of this.epochs.values()) {
-      if (epoch.ephemeral) continue; // scoped to its domain: nothing to make durable
-      for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
-    }
+    this.sealPartialSlabs();
     for (const epoch of this.epochs.values()) {
       // A CLOSING epoch takes no more puts: its head zones too go once nothing in them is live.
       for (const zone of [...this.zones.zonesOf(epoch.id)]) {
@@ -656,13 +652,18 @@ export class Store implements Disposable, DomainHost {
    */
   async flushAsync(): Promise<void> {
     this.checkWritable();
-    this.sealUnsealed();
-    for (const epoch of this.epochs.values()) {
-      if (epoch.ephemeral) continue;
-      for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
-    }
+    this.sealPartialSlabs();
     await this.zones.settleAsync();
     this.flush();
+  }
+
+  /** What a flush writes: the slabs whose background write failed, then every partial slab. */
+  private sealPartialSlabs(): void {
+    this.sealUnsealed();
+    for (const epoch of this.epochs.values()) {
+      if (epoch.ephemeral) continue; // scoped to its domain: nothing to make durable
+      for (const slab of epoch.openSlabs) if (slab !== undefined && slab.slotCount > 0) this.seal(slab);
+    }
   }
 
   /**

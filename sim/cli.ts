@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import type { GcOptions } from '../engine/gc.js';
-import { type RunResult, backgroundWritesFor, runOps, runSeed, simConfigFor } from './runner.js';
+import { type RunResult, backgroundWritesFor, emptyResult, runOps, runSeed, simConfigFor } from './runner.js';
 import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
@@ -122,7 +122,7 @@ async function main(): Promise<number> {
     return result.failure ? 1 : 0;
   }
   const started = Date.now();
-  const totals: Totals = { seeds: 0, ops: 0, crashes: 0, faults: 0, reopens: 0, recoveries: 0, puts: 0, gets: 0, verifiedAfterReopen: 0, gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcMoveWriteFailures: 0, crashesInGcOps: {}, faultsInGcOps: 0, failures: 0 };
+  const totals = newTotals();
   const failures: { seed: number; step: number; message: string; shrunkOps: number; file: string }[] = [];
   for (const seed of args.seeds) {
     const t0 = Date.now();
@@ -248,49 +248,18 @@ export function failureKind(message: string): string {
   return message.replace(/\d+/g, 'N').slice(0, 48);
 }
 
-interface Totals {
-  seeds: number;
-  ops: number;
-  crashes: number;
-  faults: number;
-  reopens: number;
-  recoveries: number;
-  puts: number;
-  gets: number;
-  verifiedAfterReopen: number;
-  gcOps: number;
-  churns: number;
-  gcZonesCollected: number;
-  gcSlabsMoved: number;
-  gcBytesMoved: number;
-  gcStepFailures: number;
-  sealWriteFailures: number;
-  gcMoveWriteFailures: number;
-  crashesInGcOps: Record<string, number>;
-  faultsInGcOps: number;
-  failures: number;
+/** A run's totals: every count of RunResult summed over the seeds (one list of fields: RunResult's). */
+type Totals = Omit<RunResult, 'failure'> & { seeds: number; failures: number };
+
+function newTotals(): Totals {
+  return { ...emptyResult(), seeds: 0, failures: 0 };
 }
 
 function add(t: Totals, r: RunResult): void {
-  t.gcOps += r.gcOps;
-  t.churns += r.churns;
-  t.gcZonesCollected += r.gcZonesCollected;
-  t.gcSlabsMoved += r.gcSlabsMoved;
-  t.gcBytesMoved += r.gcBytesMoved;
-  t.gcStepFailures += r.gcStepFailures;
-  t.sealWriteFailures += r.sealWriteFailures;
-  t.gcMoveWriteFailures += r.gcMoveWriteFailures;
+  const sums = t as unknown as Record<string, number>;
+  for (const [key, value] of Object.entries(r)) if (typeof value === 'number') sums[key] = (sums[key] ?? 0) + value;
   for (const [where, n] of Object.entries(r.crashesInGcOps)) t.crashesInGcOps[where] = (t.crashesInGcOps[where] ?? 0) + n;
-  t.faultsInGcOps += r.faultsInGcOps;
-  t.recoveries += r.recoveries;
   t.seeds++;
-  t.ops += r.ops;
-  t.crashes += r.crashes;
-  t.faults += r.faults;
-  t.reopens += r.reopens;
-  t.puts += r.puts;
-  t.gets += r.gets;
-  t.verifiedAfterReopen += r.verifiedAfterReopen;
   if (r.failure) t.failures++;
 }
 

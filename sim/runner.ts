@@ -134,7 +134,8 @@ export interface RunResult {
   failure?: { step: number; message: string };
 }
 
-function emptyResult(): RunResult {
+/** A run with nothing counted yet (also the start of the CLI's totals). */
+export function emptyResult(): RunResult {
   return {
     ops: 0, crashes: 0, faults: 0, reopens: 0, puts: 0, gets: 0, asyncGets: 0, verifiedAfterReopen: 0, deviceFullRefusals: 0, recoveries: 0,
     gcOps: 0, churns: 0, gcZonesCollected: 0, gcSlabsMoved: 0, gcBytesMoved: 0, gcStepFailures: 0, sealWriteFailures: 0, gcMoveWriteFailures: 0, gcStepsOutOfZones: 0, gcContentChecks: 0, crashesInGcOps: {}, faultsInGcOps: 0,

@@ -20,7 +20,7 @@ import { rng } from '../../rng.js';
 import type { Sizes, WorkloadName } from '../config.js';
 import { type Measured, distMetrics } from '../result.js';
 import { sameBytes, valueOf } from '../values.js';
-import { randomKeys } from '../workloads/common.js';
+import { bulkMetrics, randomKeys } from '../workloads/common.js';
 
 function writeAll(fd: number, value: Uint8Array): void {
   let done = 0;
@@ -43,18 +43,7 @@ function bulk(dir: string, count: number, bytes: number): Measured {
   fs.fsyncSync(fd);
   const t2 = performance.now();
   fs.closeSync(fd);
-  const seconds = (t2 - t0) / 1000;
-  return {
-    metrics: {
-      MBps: r3((count * bytes) / 1e6 / seconds),
-      opsPerSec: Math.round(count / seconds),
-      seconds: r3(seconds),
-      putSeconds: r3((t1 - t0) / 1000),
-      flushMs: r3(t2 - t1),
-      diskMB: r3(diskUsage(dir) / 1e6),
-      payloadMB: r3((count * bytes) / 1e6),
-    },
-  };
+  return { metrics: bulkMetrics(count, bytes, t0, t1, t2, diskUsage(dir)) };
 }
 
 function durable(dir: string, z: Sizes): Measured {

@@ -1,4 +1,5 @@
 /** Pieces the peers workloads share: loading keys, timing loops, checking values. */
+import { r3 } from '../../lib/stats.js';
 import { rng } from '../../rng.js';
 import type { Kv } from '../kv.js';
 import { sameBytes, valueOf } from '../values.js';
@@ -31,4 +32,21 @@ export function verify(kv: Kv, seed: number, sample: number, keys: number, bytes
     if (!sameBytes(kv.get(k), valueOf(k, bytes, gens?.[k] ?? 0))) wrong++;
   }
   return { checked: picks.length, wrong };
+}
+
+/**
+ * A bulk load's metrics, for an engine and for the Node floor alike: `t0` first put, `t1` last
+ * put done, `t2` the durable flush returned (performance.now() milliseconds).
+ */
+export function bulkMetrics(count: number, bytes: number, t0: number, t1: number, t2: number, diskBytes: number): Record<string, number> {
+  const seconds = (t2 - t0) / 1000;
+  return {
+    MBps: r3((count * bytes) / 1e6 / seconds),
+    opsPerSec: Math.round(count / seconds),
+    seconds: r3(seconds),
+    putSeconds: r3((t1 - t0) / 1000),
+    flushMs: r3(t2 - t1),
+    diskMB: r3(diskBytes / 1e6),
+    payloadMB: r3((count * bytes) / 1e6),
+  };
 }

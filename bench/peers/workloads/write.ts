@@ -9,7 +9,7 @@ import { gc } from '../../lib/system.js';
 import type { Kv } from '../kv.js';
 import { type Measured, distMetrics } from '../result.js';
 import { valueOf } from '../values.js';
-import { load, settle, verify } from './common.js';
+import { bulkMetrics, load, settle, verify } from './common.js';
 
 export async function bulk(kv: Kv, count: number, bytes: number, txnOps: number, verifySample: number, seed: number): Promise<Measured> {
   gc();
@@ -18,17 +18,8 @@ export async function bulk(kv: Kv, count: number, bytes: number, txnOps: number,
   const t1 = performance.now();
   await settle(kv.flush());
   const t2 = performance.now();
-  const seconds = (t2 - t0) / 1000;
   return {
-    metrics: {
-      MBps: r3((count * bytes) / 1e6 / seconds),
-      opsPerSec: Math.round(count / seconds),
-      seconds: r3(seconds),
-      putSeconds: r3((t1 - t0) / 1000),
-      flushMs: r3(t2 - t1),
-      diskMB: r3(kv.diskBytes() / 1e6),
-      payloadMB: r3((count * bytes) / 1e6),
-    },
+    metrics: bulkMetrics(count, bytes, t0, t1, t2, kv.diskBytes()),
     verify: verify(kv, seed, verifySample, count, bytes),
   };
 }
