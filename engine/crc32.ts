@@ -6,8 +6,8 @@
  * (test/engine/crc32.test.ts); @node-rs/crc32 is 2.7x zlib.crc32 at 1 KiB and about 5x at
  * 64 KiB-1 MiB on this machine (docs/BENCHMARKS.md, "crc32").
  */
-import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
+import { nodeRequire } from '../native/require.cjs';
 
 type Crc = (data: Uint8Array, value: number) => number;
 
@@ -19,7 +19,7 @@ export function zlibCrc32(data: Uint8Array, value = 0): number {
 function load(): { name: 'node-rs' | 'zlib'; fn: Crc } {
   if (process.env.ZNS_SLAB_CRC32 === 'zlib') return { name: 'zlib', fn: zlibCrc32 };
   try {
-    const mod = createRequire(import.meta.url)('@node-rs/crc32') as { crc32(data: Uint8Array, initial?: number): number };
+    const mod = nodeRequire('@node-rs/crc32') as { crc32(data: Uint8Array, initial?: number): number };
     const fn: Crc = (data, value) => (data.byteLength === 0 ? value : mod.crc32(data, value) >>> 0);
     // A binary that does not give zlib's numbers is not used (the format would change).
     const sample = Buffer.from('zns-slab crc32 check: 123456789 and a little more than sixteen bytes');

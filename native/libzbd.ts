@@ -13,7 +13,7 @@
  * pass over a report of thousands of zones, and the layout is written down in one place.
  */
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
+import { nodeRequire } from './require.cjs';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 
 export const LIBZBD_SONAME = 'libzbd.so.2';
@@ -107,7 +107,7 @@ export function libzbd(): LibzbdApi {
   let koffi: Koffi;
   try {
     // require, not import: the device API is synchronous, so loading must be too.
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+    koffi = nodeRequire('koffi') as Koffi;
   } catch (err) {
     loadError = new ZnsSlabError(ErrorCode.NATIVE_UNAVAILABLE, `koffi is not installed or has no build for this platform: ${String(err)}`, { cause: err });
     throw loadError;

@@ -8,7 +8,7 @@
  * The one place that does this: the libzbd device (always O_DIRECT) and the emulated device's
  * direct mode both use it.
  */
-import { createRequire } from 'node:module';
+import { nodeRequire } from '../native/require.cjs';
 import { ErrorCode, ZnsSlabError, assert } from '../errors.js';
 
 /** O_DIRECT buffers are aligned to at least a page (the kernel needs the logical block size). */
@@ -24,7 +24,7 @@ export function addressOf(buf: Uint8Array): bigint {
   if (addressFn === undefined) {
     let koffi: { address(value: unknown): bigint };
     try {
-      koffi = createRequire(import.meta.url)('koffi') as typeof koffi;
+      koffi = nodeRequire('koffi') as typeof koffi;
     } catch (err) {
       throw new ZnsSlabError(ErrorCode.NATIVE_UNAVAILABLE, `direct I/O needs koffi (to align buffers), which cannot be loaded: ${String(err)}`, { cause: err });
     }
