@@ -28,9 +28,10 @@ describe('package', () => {
     } finally {
       tmp.cleanup();
     }
-    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: { '.': { types: string; import: string } } };
-    for (const file of [pkg.exports['.'].types, pkg.exports['.'].import]) {
-      expect(fs.existsSync(path.join(root, file)), file).toBe(true);
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: Record<string, string | Record<string, { types: string; default: string }>> };
+    for (const [subpath, target] of Object.entries(pkg.exports)) {
+      const files = typeof target === 'string' ? [target] : Object.values(target).flatMap((t) => [t.types, t.default]);
+      for (const file of files) expect(fs.existsSync(path.join(root, file)), `${subpath}: ${file}`).toBe(true);
     }
   });
 });
