@@ -8,7 +8,10 @@
  *
  * Persistent state: `device.json` (geometry and which zones were finished or taken offline) and
  * the zone files. Open zones are volatile, as on a real drive after a power cycle: a partly
- * written zone reopens CLOSED.
+ * written zone reopens CLOSED. The exception is a zone explicitly opened through a handle made
+ * with `keepOpenZones` (the zone tool, `zns-slab zones open`): it is recorded in `device.json` and
+ * stays EXPLICIT_OPEN across opens of the device, as on a kernel device that is not power
+ * cycled, until any opener closes, finishes or resets it or fills it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -64,6 +67,8 @@ interface DeviceMeta {
   finished: number[];
   /** Zones taken offline (fault injection; a real drive does this to worn zones). */
   offline: number[];
+  /** Zones explicitly opened by a `keepOpenZones` handle: EXPLICIT_OPEN at the next open too. */
+  open?: number[];
 }
 
 interface ZoneState {
@@ -137,6 +142,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private ownerId: string | undefined;
   private floor: number | undefined;
   private lock: FolderLock | undefined;
+  /** Zones explicitly open that stay so across opens (EmulatedOpenOptions.keepOpenZones), as `device.json` lists them. */
+  private readonly keptOpen = new Set<number>();
+  /** Explicit opens through this handle are kept (recorded in `device.json`). */
+  private readonly keepOpenZones: boolean;
   /** Zone files are opened with O_DIRECT (EmulatedOpenOptions.direct): reads and writes skip the page cache. */
   readonly direct: boolean;
   /** Direct mode: buffers, offsets and lengths are aligned to this (the block size, at least a page). */
@@ -148,9 +157,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private readonly unpinnedClose = new Set<number>();
 
   /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
-  constructor(dir: string, meta: DeviceMeta, lock?: FolderLock, options: { direct?: boolean } = {}) {
+  constructor(dir: string, meta: DeviceMeta, lock?: FolderLock, options: { direct?: boolean; keepOpenZones?: boolean } = {}) {
     this.path = dir;
     this.direct = options.direct === true;
+    this.keepOpenZones = options.keepOpenZones === true;
     this.align = Math.max(meta.geometry.logicalBlockSize, DIRECT_IO_MIN_ALIGN);
     this.bounce = new BounceBuffer(this.align);
     if (this.direct) probeDirect(dir);
@@ -161,6 +171,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     this.maxOpen = effectiveLimit(meta.geometry.maxOpenZones, meta.geometry.zoneCount);
     this.maxActive = effectiveLimit(meta.geometry.maxActiveZones, meta.geometry.zoneCount);
     const finished = new Set(meta.finished);
+    const kept = new Set(meta.open ?? []);
     for (const z of meta.offline) this.offline.add(z);
     this.zones = new Array<ZoneState>(meta.geometry.zoneCount);
     const lbs = meta.geometry.logicalBlockSize;
@@ -180,6 +191,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
       else if (finished.has(z) || aligned === meta.geometry.zoneCapacity) condition = ZoneCondition.FULL;
       else if (aligned === 0) condition = ZoneCondition.EMPTY;
       else condition = ZoneCondition.CLOSED;
+      // Kept open by a zone tool (a zone that was filled or taken offline since is not).
+      if (kept.has(z) && (condition === ZoneCondition.EMPTY || condition === ZoneCondition.CLOSED)) {
+        condition = ZoneCondition.EXPLICIT_OPEN;
+        this.openCount++;
+        this.keptOpen.add(z);
+      }
       if (zoneIsActive(condition)) this.activeCount++;
       this.zones[z] = { written: aligned, condition, finished: finished.has(z) };
     }
@@ -188,8 +205,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (this.activeCount > this.maxActive) {
       throw new ZnsSlabError(
         ErrorCode.INVALID_STORE,
-        `emulated device at ${dir} has ${this.activeCount} partly written zones, over its active limit ${this.maxActive}`,
+        `emulated device at ${dir} has ${this.activeCount} partly written or open zones, over its active limit ${this.maxActive}`,
       );
+    }
+    if (this.openCount > this.maxOpen) {
+      throw new ZnsSlabError(ErrorCode.INVALID_STORE, `emulated device at ${dir} lists ${this.openCount} open zones in ${META_FILE}, over its open limit ${this.maxOpen}`);
     }
   }
 
@@ -486,6 +506,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.openCount--;
       this.activeCount--;
       state.condition = ZoneCondition.FULL;
+      this.letGo(zone);
     }
     this.assertCounts();
   }
@@ -496,10 +517,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
     const state = this.zoneState(zone);
     switch (state.condition) {
       case ZoneCondition.EXPLICIT_OPEN:
-        return;
+        break;
       case ZoneCondition.IMPLICIT_OPEN:
         state.condition = ZoneCondition.EXPLICIT_OPEN;
-        return;
+        break;
       case ZoneCondition.EMPTY:
         this.checkActive(zone);
         this.checkOpenResource(zone);
@@ -516,6 +537,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
         throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot open zone ${zone}, which is ${ZoneCondition[state.condition]}`);
     }
     this.assertCounts();
+    if (this.keepOpenZones && !this.keptOpen.has(zone)) {
+      this.keptOpen.add(zone);
+      this.saveMeta();
+    }
   }
 
   closeZone(zone: number): void {
@@ -533,6 +558,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     } else {
       state.condition = ZoneCondition.CLOSED;
     }
+    this.letGo(zone);
     this.assertCounts();
   }
 
@@ -565,6 +591,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     crashPoint('zone.finish');
     state.condition = ZoneCondition.FULL;
     state.finished = true;
+    this.keptOpen.delete(zone);
     this.saveMeta();
     this.assertCounts();
   }
@@ -587,10 +614,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
     this.dirty.delete(zone);
     const wasFinished = state.finished;
+    const wasKept = this.keptOpen.delete(zone);
     state.written = 0;
     state.finished = false;
     state.condition = ZoneCondition.EMPTY;
-    if (wasFinished) this.saveMeta();
+    if (wasFinished || wasKept) this.saveMeta();
     this.assertCounts();
   }
 
@@ -622,6 +650,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
     }
   }
 
+  /** A zone left EXPLICIT_OPEN: it no longer stays open across opens (`device.json` is updated if it did). */
+  private letGo(zone: number): void {
+    if (this.keptOpen.delete(zone)) this.saveMeta();
+  }
+
   private truncateBack(zone: number, length: number): void {
     try {
       fs.ftruncateSync(this.fd(zone), length);
@@ -638,6 +671,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (zoneIsActive(state.condition)) this.activeCount--;
     state.condition = ZoneCondition.OFFLINE;
     this.offline.add(zone);
+    this.keptOpen.delete(zone);
     this.saveMeta();
   }
 
@@ -743,6 +777,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
       if (s.finished) finished.push(z);
     });
     const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) };
+    if (this.keptOpen.size > 0) meta.open = [...this.keptOpen].sort((a, b) => a - b);
     if (this.ownerId !== undefined) meta.owner = this.ownerId;
     if (this.floor !== undefined) meta.generationFloor = this.floor;
     try {
@@ -812,6 +847,12 @@ export interface EmulatedOpenOptions {
    * gives ERR_DIRECT_IO_UNSUPPORTED at open.
    */
   direct?: boolean;
+  /**
+   * Explicit opens through this handle outlive it: they are recorded in `device.json` and the
+   * zones reopen EXPLICIT_OPEN, until any opener closes, finishes, resets or fills them. For
+   * zone tools (`zns-slab zones open`), as `blkzone open` leaves a kernel device's zone open.
+   */
+  keepOpenZones?: boolean;
 }
 
 export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}, options: EmulatedOpenOptions = {}): EmulatedZonedDevice {
@@ -851,7 +892,7 @@ export function openEmulatedDevice(dir: string, options: EmulatedOpenOptions = {
 function withLock(dir: string, meta: DeviceMeta, options: EmulatedOpenOptions): EmulatedZonedDevice {
   const lock = options.exclusive ? lockFolder(dir, 'emulated device') : undefined;
   try {
-    return new EmulatedZonedDevice(dir, meta, lock, { direct: options.direct === true });
+    return new EmulatedZonedDevice(dir, meta, lock, { direct: options.direct === true, keepOpenZones: options.keepOpenZones === true });
   } catch (err) {
     lock?.release();
     throw err;

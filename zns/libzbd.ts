@@ -64,6 +64,11 @@ export interface LibzbdOptions {
    * at the same time: a second one gets ERR_DEVICE_LOCKED. Inspection tools leave it off.
    */
   exclusive?: boolean;
+  /**
+   * `close()` leaves open zones open (by default it closes them): for zone tools, so that
+   * `zns-slab zones open` leaves the zone open, as `blkzone open` does.
+   */
+  keepOpenZones?: boolean;
 }
 
 interface ZoneState {
@@ -113,6 +118,7 @@ export class LibzbdDevice implements ZonedDevice {
   /** Writes in the background (writeStart), one per zone. */
   private readonly background = new ZoneWrites((zone, length, end) => this.backgroundWriteEnded(zone, this.zoneStart(zone) + this.zones[zone]!.written, length, end));
   private closed = false;
+  private readonly keepOpenZones: boolean;
   /** readAsync calls whose fs.read has not called back: the fd stays open until they have. */
   private readsInFlight = 0;
   /** close() came while reads were in flight: the last one closes the fd. */
@@ -125,6 +131,7 @@ export class LibzbdDevice implements ZonedDevice {
     this.fd = fd;
     this.info = info;
     this.io = options.io ?? 'koffi';
+    this.keepOpenZones = options.keepOpenZones === true;
     const lbs = info.logicalBlockSize;
     assert(lbs > 0 && (lbs & (lbs - 1)) === 0, `logical block size ${lbs} is a power of two`);
     this.align = Math.max(lbs, DIRECT_IO_MIN_ALIGN);
@@ -386,14 +393,17 @@ export class LibzbdDevice implements ZonedDevice {
 
   /**
    * Flushes, closes the zones left open (so the next user finds the device's open resources
-   * free, and finds them CLOSED as after a power cycle, like the emulation), and closes the fd.
+   * free, and finds them CLOSED as after a power cycle, like the emulation; not with
+   * `keepOpenZones`), and closes the fd.
    */
   close(): void {
     if (this.closed) return;
     try {
       this.flush();
-      for (const z of this.reportZones()) {
-        if (zoneIsOpen(z.condition)) this.closeZone(z.index);
+      if (!this.keepOpenZones) {
+        for (const z of this.reportZones()) {
+          if (zoneIsOpen(z.condition)) this.closeZone(z.index);
+        }
       }
     } finally {
       // Writes in flight use the fd: they end first.

@@ -95,4 +95,39 @@ describe('emulated device specifics', () => {
       tmp.cleanup();
     }
   });
+
+  it('keepOpenZones: explicit opens outlive the handle until any opener closes, finishes, resets or fills the zone', () => {
+    const tmp = tempDir();
+    try {
+      const dir = path.join(tmp.dir, 'dev');
+      const conditions = (dev: ReturnType<typeof openEmulatedDevice>, count: number) => dev.reportZones(0, count).map((z) => z.condition);
+      const plain = createEmulatedDevice(dir, GEOMETRY);
+      plain.write(1 << 20, Buffer.alloc(4096, 1)); // zone 1: partly written
+      plain.openZone(0);
+      plain.close();
+      // Without the option open zones are volatile: as after a power cycle.
+      let dev = openEmulatedDevice(dir, { keepOpenZones: true });
+      expect(conditions(dev, 5)).toEqual([ZoneCondition.EMPTY, ZoneCondition.CLOSED, ZoneCondition.EMPTY, ZoneCondition.EMPTY, ZoneCondition.EMPTY]);
+      for (const z of [0, 1, 2, 3]) dev.openZone(z);
+      dev.close();
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'device.json'), 'utf8')).open).toEqual([0, 1, 2, 3]);
+      // A plain opener sees them open, counted against the limits, and lets go of what it changes.
+      dev = openEmulatedDevice(dir);
+      expect(conditions(dev, 5)).toEqual([...Array(4).fill(ZoneCondition.EXPLICIT_OPEN), ZoneCondition.EMPTY]);
+      expect(() => dev.openZone(4)).toThrow(expect.objectContaining({ code: ErrorCode.ZONE_OPEN_LIMIT }));
+      expect(dev.read(1 << 20, 4096).equals(Buffer.alloc(4096, 1))).toBe(true);
+      dev.closeZone(0);
+      dev.resetZone(1);
+      dev.finishZone(2);
+      dev.write(3 << 20, Buffer.alloc(GEOMETRY.zoneCapacity, 3)); // fills zone 3
+      dev.openZone(4); // a plain handle's open stays volatile
+      dev.close();
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'device.json'), 'utf8')).open).toBeUndefined();
+      dev = openEmulatedDevice(dir);
+      expect(conditions(dev, 5)).toEqual([ZoneCondition.EMPTY, ZoneCondition.EMPTY, ZoneCondition.FULL, ZoneCondition.FULL, ZoneCondition.EMPTY]);
+      dev.close();
+    } finally {
+      tmp.cleanup();
+    }
+  });
 });
