@@ -15,6 +15,7 @@ import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { GC_MIN_GAIN_FRACTION } from '../engine/gc.js';
 import { openZonedDevice } from '../zns/open.js';
 import { type ColorBy, renderZoneMap } from './zoneMap.js';
+import { ZoneToolExit, isZoneVerb, runZoneVerb } from './zoneVerbs.js';
 
 const HELP: Record<string, string> = {
   main: `zns-slab: inspect zns-slab stores and zoned devices
@@ -22,13 +23,18 @@ const HELP: Record<string, string> = {
 Usage:
   zns-slab stats <store> [--json|--no-json] [--text|--no-text] [--class N] [--epoch N] [--salvage]
   zns-slab zones <store-or-device> [--json] [--svg FILE] [--range A-B] [--condition LIST] [--color-by epoch|condition] [--salvage]
+  zns-slab zones report <store-or-device> [...]     (the same as above)
+  zns-slab zones info <store-or-device>
+  zns-slab zones reset|open|close|finish <store-or-device> <N|A-B|A-|--range A-B|--all> [--force] [--yes] [--dry-run]
   zns-slab recover <store> [--device PATH] [--force]
   zns-slab help [stats|zones|recover]
   zns-slab --version
 
 stats and zones open a store read-only: nothing is changed, and a store open in another
 process is refused (ERR_STORE_LOCKED). recover rebuilds a lost or damaged catalog from the
-device. Exit codes: 0 ok, 1 the store or device could not be read, 2 usage error.
+device. zones reset|open|close|finish change zones (see zns-slab help zones).
+Exit codes: 0 ok, 1 the store or device could not be read, 2 usage error; the zone verbs
+add ${ZoneToolExit.OWNED} (refused: a store owns the zones), ${ZoneToolExit.NOT_CONFIRMED} (not confirmed), ${ZoneToolExit.ZONES_FAILED} (some zones failed).
 See docs/OBSERVABILITY.md and docs/RELIABILITY.md.
 `,
   recover: `zns-slab recover <store>: rebuild the catalog from the slabs on the device
@@ -71,6 +77,41 @@ slabs, live and dead bytes), an emulated device folder, or a zoned block device 
   --color-by KEY       svg colour: epoch (default for a store) or condition
   --salvage            open a store whose zones are missing, truncated or unreadable:
                        damaged zones are marked DAMAGED (damaged: true in --json)
+
+zns-slab zones report <store-or-device>: the same (an explicit name for it). A folder
+named like a verb (info, report, reset, ...) is given as ./info.
+
+zns-slab zones info <store-or-device>: the device's geometry (zone count, size, capacity,
+block size, in bytes and as text), open and active limits, kind and model (a kernel device:
+/sys/block/<dev>/queue/zoned, device/model, libzbd's model name; the emulated device: its
+folder and the process holding it), conditions, and whether a store owns it. Read-only.
+
+zns-slab zones reset|open|close|finish <store-or-device> <zones>: one operation per zone,
+as blkzone reset|open|close|finish and zbd reset|open|close|finish do. <zones> is a zone
+number N, A-B, A- (to the last zone), --range A-B, or --all. A zone already as asked is
+skipped (close of an empty zone, reset of an empty one, finish of a full one). JSON on
+stdout: per zone, condition and write pointer before and after, ok, the device's error
+code (ERR_ZONE_OPEN_LIMIT, ERR_ZONE_ACTIVE_LIMIT, ERR_ZONE_CONDITION, ...); a summary on
+stderr. Open zones stay open after the command, as with blkzone (the emulated device
+records them in device.json).
+
+  --force              act on zones a store owns (its catalog's zones; on any other device,
+                       zones that start with a zns-slab slab header). A reset loses the
+                       store's data there: the store then refuses to open
+                       (ERR_DEVICE_MISMATCH); openStore(dir, { salvage: true }) serves the
+                       rest, zns-slab recover rebuilds a catalog from what is left. finish,
+                       open and close lose no data (after a finish the store writes elsewhere).
+                       A store open in another process is never touched, even with --force:
+                       the device is opened exclusively (ERR_DEVICE_LOCKED, ERR_STORE_LOCKED).
+  --yes, -y            reset and finish destroy data or capacity: they ask on the terminal
+                       ("Reset 12 zones of /dev/nullb0 (3.1 GiB written)? [y/N]"); without
+                       a terminal they refuse unless --yes. open and close never ask.
+  --dry-run            print what would be done (the JSON, conditionAfter null); change nothing
+
+Exit codes: ${ZoneToolExit.OK} done; ${ZoneToolExit.ERROR} the store or device could not be opened, or is open in another
+process; ${ZoneToolExit.USAGE} usage; ${ZoneToolExit.OWNED} refused, a store owns some of the zones (no --force); ${ZoneToolExit.NOT_CONFIRMED} reset or
+finish not confirmed; ${ZoneToolExit.ZONES_FAILED} the device refused some zones (their codes are in the JSON). With
+${ZoneToolExit.ERROR}-${ZoneToolExit.NOT_CONFIRMED} nothing was changed.
 `,
 };
 
@@ -84,11 +125,13 @@ const PROGRESS_EVERY_ZONES = 64;
 interface Args {
   command: string | undefined;
   target: string | undefined;
+  /** Positional arguments after the target (only the zone verbs take one). */
+  rest: string[];
   flags: Map<string, string | true>;
 }
 
 const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device']);
-const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage', '--version']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage', '--version', '--yes', '-y', '--dry-run', '--all']);
 
 /** The package's version, from its package.json (two folders above dist/tools/cli.js). */
 function packageVersion(): string {
@@ -111,8 +154,7 @@ function parseArgs(argv: string[]): Args {
       else throw new UsageError(`unknown option ${name}`);
     } else positional.push(arg);
   }
-  if (positional.length > 2) throw new UsageError(`unexpected argument ${positional[2]}`);
-  return { command: positional[0], target: positional[1], flags };
+  return { command: positional[0], target: positional[1], rest: positional.slice(2), flags };
 }
 
 function out(text: string): void {
@@ -300,7 +342,8 @@ function cmdZones(args: Args): number {
       store.close();
     }
   } else {
-    const device = openZonedDevice(args.target);
+    // keepOpenZones: looking must not close the zones someone opened (zones open, blkzone open).
+    const device = openZonedDevice(args.target, { keepOpenZones: true });
     try {
       rows = zoneStats(device.reportZones());
       title = `${device.kind} zoned device ${device.path}`;
@@ -373,6 +416,15 @@ export function main(argv: string[]): number {
   let args: Args;
   try {
     args = parseArgs(argv);
+    // zns-slab zones <verb> <target> [zones]: the verb comes before the target.
+    const verb = args.command === 'zones' && args.target !== undefined && isZoneVerb(args.target) ? args.target : undefined;
+    if (verb !== undefined) args = { ...args, target: args.rest[0], rest: args.rest.slice(1) };
+    if (verb === undefined || verb === 'report' || verb === 'info') {
+      if (args.rest.length > 0) throw new UsageError(`unexpected argument ${args.rest[0]}`);
+    }
+    if (verb !== undefined && verb !== 'report' && args.target === undefined && !args.flags.has('--help') && !args.flags.has('-h')) {
+      throw new UsageError(`zones ${verb} needs a store folder or a zoned device`);
+    }
     if (args.flags.has('--version')) {
       out(`zns-slab ${packageVersion()}\n`);
       return 0;
@@ -388,6 +440,9 @@ export function main(argv: string[]): number {
       return 0;
     }
     if (args.command === 'stats') return cmdStats(args);
+    if (args.command === 'zones' && verb !== undefined && verb !== 'report') {
+      return runZoneVerb(verb, args.target!, args.rest, args.flags, { usage: (message) => { throw new UsageError(message); }, out, err });
+    }
     if (args.command === 'zones') return cmdZones(args);
     if (args.command === 'recover') return cmdRecover(args);
     throw new UsageError(`unknown command ${args.command}`);
