@@ -38,6 +38,20 @@ export interface DocProgram {
   readonly lang: string;
   /** Where each part starts, for messages. */
   readonly lines: readonly number[];
+  /** The parts, in document order (their code joined by newlines is `code`). */
+  readonly parts: readonly DocBlock[];
+  readonly code: string;
+}
+
+/** Every fenced block of a file, tagged or not (for the check that nothing runnable is left untagged). */
+export interface DocFence {
+  readonly file: string;
+  /** 1-based line of the opening fence. */
+  readonly line: number;
+  readonly lang: string;
+  /** The info string after the language (`test:usage`, ...). */
+  readonly info: string;
+  readonly tagged: boolean;
   readonly code: string;
 }
 
@@ -46,8 +60,18 @@ const TAG = /(?:^|\s)test(?::([\w.-]+))?(?=\s|$)/;
 const HIDDEN_OPEN = /^\s*<!--\s*test:([\w.-]+)\s*$/;
 
 export function docBlocks(file: string): DocBlock[] {
+  return scan(file).blocks;
+}
+
+/** Every fenced block of the file, in order. */
+export function docFences(file: string): DocFence[] {
+  return scan(file).fences;
+}
+
+function scan(file: string): { blocks: DocBlock[]; fences: DocFence[] } {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   const blocks: DocBlock[] = [];
+  const fences: DocFence[] = [];
   for (let i = 0; i < lines.length; i++) {
     const hidden = HIDDEN_OPEN.exec(lines[i]!);
     if (hidden) {
@@ -67,10 +91,11 @@ export function docBlocks(file: string): DocBlock[] {
       body.push(lines[i]!.startsWith(indent!) ? lines[i]!.slice(indent!.length) : lines[i]!);
     }
     const tag = TAG.exec(rest ?? '');
+    fences.push({ file, line: start + 1, lang: lang ?? '', info: (rest ?? '').trim(), tagged: tag !== null, code: body.join('\n') });
     if (!tag) continue;
     blocks.push({ file, line: start + 1, lang: lang ?? '', group: tag[1] ?? `${file}:${start + 1}`, hidden: false, code: body.join('\n') });
   }
-  return blocks;
+  return { blocks, fences };
 }
 
 /** The runnable programs of a file: each group's parts joined in document order. */
@@ -90,6 +115,7 @@ export function docPrograms(file: string): DocProgram[] {
       group,
       lang: visible.lang,
       lines: parts.map((p) => p.line),
+      parts,
       code: parts.map((p) => p.code).join('\n'),
     });
   }
