@@ -22,6 +22,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DocFence, type DocProgram, docFences, docPrograms } from './helpers/docBlocks.js';
 import { type RedisServer, redisUnavailable, startRedis } from './helpers/redis.js';
+import { type SampleRegion, generateSamples, sampleRegions, staleFiles } from '../tools/docSamples.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'tools', 'cli.js');
@@ -247,5 +248,51 @@ describe('nothing runnable is left untagged', () => {
       const matches = fencesOf(n.file).filter((f) => firstLine(f).includes(n.first));
       expect(matches.map((f) => f.tagged), `${n.file}: ${n.first}`).toEqual([false]);
     }
+  });
+});
+
+const regionsOf = (file: string): SampleRegion[] => sampleRegions(fs.readFileSync(path.join(root, file), 'utf8'), file);
+const inRegion = (file: string, line: number) => regionsOf(file).some((r) => r.begin < line && line < r.end);
+
+/** The first lines where two texts differ, with a little context, for a failure message. */
+function firstDifference(file: string, committed: string, generated: string): string {
+  const a = committed.split('\n');
+  const b = generated.split('\n');
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const show = (lines: string[]) => lines.slice(Math.max(0, i - 2), i + 4).join('\n');
+  return `${file}:${i + 1}: committed\n${show(a)}\n--- generated now\n${show(b)}`;
+}
+
+describe('sample outputs are generated, not pasted', () => {
+  it.concurrent('the samples in the docs are what the tools print now (else: npm run docs:samples)', async () => {
+    const changed = staleFiles(root, await generateSamples(root));
+    const messages = [...changed].map(([file, next]) => firstDifference(file, fs.readFileSync(path.join(root, file), 'utf8'), next));
+    expect(messages).toEqual([]);
+    expect(DOC_FILES.flatMap(regionsOf).length).toBeGreaterThan(5);
+  });
+
+  it('tool output in the docs (console blocks, `$ command` lines) is inside a sample region', () => {
+    const pasted: string[] = [];
+    for (const file of DOC_FILES) {
+      for (const f of fencesOf(file)) {
+        if (f.tagged || RUNNABLE.has(f.lang)) continue;
+        const looksLikeOutput = f.lang === 'console' || f.code.split('\n').some((l) => l.startsWith('$ '));
+        if (looksLikeOutput && !inRegion(file, f.line)) pasted.push(`${file}:${f.line}: ${firstLine(f)}`);
+      }
+    }
+    expect(pasted).toEqual([]);
+  });
+
+  it('no test counts are pasted into the docs (they are in each run\'s log)', () => {
+    const counts: string[] = [];
+    for (const file of DOC_FILES) {
+      fs.readFileSync(path.join(root, file), 'utf8')
+        .split('\n')
+        .forEach((l, i) => {
+          if (/\b\d[\d,]*(?:[–-]\d[\d,]*)? tests\b/.test(l) && !inRegion(file, i + 1)) counts.push(`${file}:${i + 1}: ${l.trim()}`);
+        });
+    }
+    expect(counts).toEqual([]);
   });
 });
