@@ -146,8 +146,10 @@ async function runProgram(p: DocProgram): Promise<RunResult> {
       if (errors.length > 0) throw new Error(errors.map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n')).join('\n'));
       code = out.outputText;
     }
-    fs.writeFileSync(path.join(dir, 'program.mjs'), code);
-    return await run(process.execPath, ['--enable-source-maps', 'program.mjs'], dir, env);
+    // CommonJS (`require`, no `import`) runs as .cjs, the rest as an ES module
+    const file = /\brequire\(/.test(code) && !/^\s*import\s/m.test(code) ? 'program.cjs' : 'program.mjs';
+    fs.writeFileSync(path.join(dir, file), code);
+    return await run(process.execPath, ['--enable-source-maps', file], dir, env);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -270,7 +272,7 @@ describe('sample outputs are generated, not pasted', () => {
     const messages = [...changed].map(([file, next]) => firstDifference(file, fs.readFileSync(path.join(root, file), 'utf8'), next));
     expect(messages).toEqual([]);
     expect(DOC_FILES.flatMap(regionsOf).length).toBeGreaterThan(5);
-  });
+  }, 180_000);
 
   it('tool output in the docs (console blocks, `$ command` lines) is inside a sample region', () => {
     const pasted: string[] = [];

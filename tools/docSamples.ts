@@ -279,7 +279,7 @@ async function pinnedSamples(sh: Shell, out: Map<string, string>, files: Map<str
     [
       `1. **Dead bytes in owned zones** (${mib(s.derived.deadBytes)}) against **live** (${kib(s.derived.liveBytes)}): the space is held, not used.`,
       `2. **Which epoch holds it?** Epoch 1, ${e1.state}, ${e1.zones} zones, ${e1.liveObjects} live objects, ${mib(e1.reclaimableBytes)} reclaimable.`,
-      `3. **Why not reset already?** A zone resets only when no live object is left in it (${s.counters['zoneResets']} went at the flush: ` +
+      `3. **Why not reset already?** A zone resets only when no live object is left in it (${s.counters['zoneResets'] === 1 ? 'one zone' : `${s.counters['zoneResets']} zones`} went at the flush: ` +
         `\`zone resets ${s.counters['zoneResets']}\`), or when its epoch closes. Here ${e1.liveObjects} live objects pin ${e1.zones} zones. This store ` +
         "was made with zone GC off (`gc: false`); with zone GC on (the default) the pinned objects' slabs are moved out, packed, and " +
         'the zones reset once the store holds enough dead bytes (the map frames zones worth collecting with a dashed red line, the ' +
