@@ -16,6 +16,8 @@ import { GC_MIN_GAIN_FRACTION } from '../engine/gc.js';
 import { openZonedDevice } from '../zns/open.js';
 import { type ColorBy, renderZoneMap } from './zoneMap.js';
 import { ZoneToolExit, isZoneVerb, runZoneVerb } from './zoneVerbs.js';
+import { WATCH_DEFAULT_INTERVAL_MS, intervalProblem, watchZones } from './watch.js';
+import { SERVE_DEFAULT_HOST, SERVE_DEFAULT_PORT, SERVE_LOOPBACK_HOSTS, serve } from './serve.js';
 
 const HELP: Record<string, string> = {
   main: `zns-slab: inspect zns-slab stores and zoned devices
@@ -26,13 +28,16 @@ Usage:
   zns-slab zones report <store-or-device> [...]     (the same as above)
   zns-slab zones info <store-or-device>
   zns-slab zones reset|open|close|finish <store-or-device> <N|A-B|A-|--range A-B|--all> [--force] [--yes] [--dry-run]
+  zns-slab zones <store-or-device> --watch [--interval MS] [--count N]
+  zns-slab serve <store-or-device> [--port N] [--host 127.0.0.1|::1|localhost] [--interval MS]
   zns-slab recover <store> [--device PATH] [--force]
-  zns-slab help [stats|zones|recover]
+  zns-slab help [stats|zones|serve|recover]
   zns-slab --version
 
 stats and zones open a store read-only: nothing is changed, and a store open in another
 process is refused (ERR_STORE_LOCKED). recover rebuilds a lost or damaged catalog from the
 device. zones reset|open|close|finish change zones (see zns-slab help zones).
+zones --watch and serve show a store while another process uses it: read-only, no lock.
 Exit codes: 0 ok, 1 the store or device could not be read, 2 usage error; the zone verbs
 add ${ZoneToolExit.OWNED} (refused: a store owns the zones), ${ZoneToolExit.NOT_CONFIRMED} (not confirmed), ${ZoneToolExit.ZONES_FAILED} (some zones failed).
 See docs/OBSERVABILITY.md and docs/RELIABILITY.md.
@@ -52,6 +57,21 @@ do not. Recovered epochs are CLOSING (readable, no new puts); a new epoch is cur
   --force              replace catalog.db (kept as catalog.db.old)
 
 JSON report on stdout, progress and a summary on stderr.
+`,
+  serve: `zns-slab serve <store-or-device>: a local web page with the zone map and the stats, live
+
+A web server on the loopback interface only (127.0.0.1; refused on any other address): one
+page with the zone map and the key stats, updated every interval over server-sent events,
+while another process uses the store (read-only, no lock, as zones --watch). From another
+machine, tunnel it: ssh -L 8765:127.0.0.1:8765 host, then open http://127.0.0.1:8765/.
+
+  --port N             port (default ${SERVE_DEFAULT_PORT}; 0: any free port)
+  --host H             ${SERVE_LOOPBACK_HOSTS.join(', ')} (default ${SERVE_DEFAULT_HOST})
+  --interval MS        time between snapshots (default ${WATCH_DEFAULT_INTERVAL_MS})
+
+GET / (the page), /snapshot.json (the latest snapshot), /events (text/event-stream).
+A JSON line with the URL on stdout, the URL and how to tunnel it on stderr. SIGINT or
+SIGTERM stop it.
 `,
   stats: `zns-slab stats <store>: a versioned snapshot of the store's counters and derived metrics
 
@@ -77,6 +97,20 @@ slabs, live and dead bytes), an emulated device folder, or a zoned block device 
   --color-by KEY       svg colour: epoch (default for a store) or condition
   --salvage            open a store whose zones are missing, truncated or unreadable:
                        damaged zones are marked DAMAGED (damaged: true in --json)
+
+zns-slab zones <store-or-device> --watch: the zone map redrawn every interval, full screen,
+while another process uses the store (read-only, no lock: it may run beside the writer).
+One cell per zone: its condition's letter (. empty, o/O open, c closed, F full, R read-only,
+X offline, N not-wp; W: written since the last frame) and its fill (write pointer /
+capacity) as a block; colour by epoch (NO_COLOR=1: letters and blocks only). The header has
+the time, zones by condition, bytes written, device writes per second since the last frame,
+live / dead / unflushed bytes and puts per second; the live epochs are listed under the map.
+Write pointers are read each frame; epochs, slabs, live and dead bytes and counters are
+the catalog's as of the writer's last flush. q, Ctrl-C, SIGINT or SIGTERM quit.
+Without a terminal on stdout it prints one JSON snapshot per interval, one per line (NDJSON).
+
+  --interval MS        time between frames (default ${WATCH_DEFAULT_INTERVAL_MS})
+  --count N            stop after N frames
 
 zns-slab zones report <store-or-device>: the same (an explicit name for it). A folder
 named like a verb (info, report, reset, ...) is given as ./info.
@@ -130,8 +164,8 @@ interface Args {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device']);
-const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage', '--version', '--yes', '-y', '--dry-run', '--all']);
+const VALUE_FLAGS = new Set(['--svg', '--range', '--condition', '--class', '--epoch', '--color-by', '--device', '--interval', '--count', '--port', '--host']);
+const BOOLEAN_FLAGS = new Set(['--json', '--no-json', '--text', '--no-text', '--help', '-h', '--force', '--salvage', '--version', '--yes', '-y', '--dry-run', '--all', '--watch']);
 
 /** The package's version, from its package.json (two folders above dist/tools/cli.js). */
 function packageVersion(): string {
@@ -371,6 +405,30 @@ function cmdZones(args: Args): number {
   return 0;
 }
 
+/** zones --watch and serve: they run until stopped (tools/watch.ts, tools/serve.ts). */
+function cmdLive(args: Args): Promise<number> {
+  const watching = args.command === 'zones';
+  if (!args.target) throw new UsageError(`${watching ? 'zones --watch' : 'serve'} needs a store folder or a zoned device`);
+  checkTarget(args.target);
+  const allowed = new Set(watching ? ['--watch', '--interval', '--count'] : ['--interval', '--port', '--host']);
+  for (const flag of args.flags.keys()) if (!allowed.has(flag)) throw new UsageError(`${watching ? 'zones --watch' : 'serve'} takes ${[...allowed].join(', ')}, not ${flag}`);
+  const intervalMs = intFlag(args, '--interval') ?? WATCH_DEFAULT_INTERVAL_MS;
+  const problem = intervalProblem(intervalMs);
+  if (problem !== undefined) throw new UsageError(problem);
+  if (watching) {
+    const count = intFlag(args, '--count');
+    if (count === 0) throw new UsageError('--count takes a positive number of frames');
+    return watchZones({ target: args.target, intervalMs, ...(count !== undefined ? { count } : {}), stdout: process.stdout, stdin: process.stdin, err, env: process.env });
+  }
+  const port = intFlag(args, '--port') ?? SERVE_DEFAULT_PORT;
+  if (port > 65535) throw new UsageError(`--port takes 0 to 65535, got ${port}`);
+  const host = args.flags.get('--host');
+  if (host !== undefined && (host === true || !SERVE_LOOPBACK_HOSTS.includes(host))) {
+    throw new UsageError(`--host: serve listens on the loopback interface only (${SERVE_LOOPBACK_HOSTS.join(', ')}); from elsewhere, use an SSH tunnel`);
+  }
+  return serve({ target: args.target, host: typeof host === 'string' ? host : SERVE_DEFAULT_HOST, port, intervalMs, out, err });
+}
+
 function cmdRecover(args: Args): number {
   if (!args.target) throw new UsageError('recover needs a store folder');
   const dir = args.target;
@@ -412,7 +470,7 @@ function cmdRecover(args: Args): number {
   return 0;
 }
 
-export function main(argv: string[]): number {
+export function main(argv: string[]): number | Promise<number> {
   let args: Args;
   try {
     args = parseArgs(argv);
@@ -439,6 +497,7 @@ export function main(argv: string[]): number {
       out(HELP[args.command] ?? HELP.main!);
       return 0;
     }
+    if (args.command === 'serve' || (args.command === 'zones' && verb === undefined && args.flags.has('--watch'))) return cmdLive(args).catch(exitFor);
     if (args.command === 'stats') return cmdStats(args);
     if (args.command === 'zones' && verb !== undefined && verb !== 'report') {
       return runZoneVerb(verb, args.target!, args.rest, args.flags, { usage: (message) => { throw new UsageError(message); }, out, err });
@@ -447,17 +506,24 @@ export function main(argv: string[]): number {
     if (args.command === 'recover') return cmdRecover(args);
     throw new UsageError(`unknown command ${args.command}`);
   } catch (e) {
-    if (e instanceof UsageError) {
-      err(`zns-slab: ${e.message}\n${HELP.main}`);
-      return 2;
-    }
-    if (e instanceof ZnsSlabError) {
-      err(`zns-slab: ${e.code}: ${e.message}\n`);
-      return 1;
-    }
-    err(`zns-slab: ${(e as Error).message}\n`);
-    return 1;
+    return exitFor(e);
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+/** The exit code for an error, said on stderr in one line (a usage error with the usage). */
+function exitFor(e: unknown): number {
+  if (e instanceof UsageError) {
+    err(`zns-slab: ${e.message}\n${HELP.main}`);
+    return 2;
+  }
+  if (e instanceof ZnsSlabError) {
+    err(`zns-slab: ${e.code}: ${e.message}\n`);
+    return 1;
+  }
+  err(`zns-slab: ${(e as Error).message}\n`);
+  return 1;
+}
+
+const exit = main(process.argv.slice(2));
+if (typeof exit === 'number') process.exitCode = exit;
+else void exit.then((code) => (process.exitCode = code));
