@@ -41,6 +41,8 @@ const DOC_FILES = ['README.md', ...fs.readdirSync(path.join(root, 'docs')).filte
  */
 const NOT_RUN: readonly { file: string; first: string; why: string; typecheck?: boolean }[] = [
   { file: 'README.md', first: 'npm install && npm start', why: 'installs packages, and `npm test` is this very suite' },
+  { file: 'README.md', first: 'npm install zns-slab', why: 'installs from the registry (test/package.test.ts installs the packed tarball)' },
+  { file: 'README.md', first: 'npm install zns-slab', why: 'installs from the registry; test/package/install.test.ts installs the packed tarball and runs the README there' },
   { file: 'docs/DEVICES.md', first: "import { openStore } from 'zns-slab';", why: 'needs an NVMe ZNS SSD at /dev/nvme0n1', typecheck: true },
   { file: 'docs/DEVICES.md', first: 'npx zns-slab zones /dev/nullb0', why: 'needs a zoned block device (run in the VM by test/engine/device.store.test.ts)' },
   { file: 'docs/DEVICES.md', first: "import { openLibzbdDevice, openStore } from 'zns-slab';", why: 'needs a zoned block device', typecheck: true },
@@ -48,6 +50,8 @@ const NOT_RUN: readonly { file: string; first: string; why: string; typecheck?: 
   { file: 'docs/DEVICES.md', first: 'tools/nullblk.sh create', why: 'needs root and the null_blk kernel module' },
   { file: 'docs/DEVICES.md', first: 'npm run test:zoned', why: 'boots a QEMU VM (.ci/run runs it)' },
   { file: 'docs/RELIABILITY.md', first: 'npm run sim', why: 'the simulator runs for minutes (.ci/run runs it; npm test runs its CI seeds in test/sim/)' },
+  { file: 'docs/OBSERVABILITY.md', first: '# full screen, a frame a second; q quits', why: 'full screen until q, and serve until stopped (test/tools/watch.test.ts drives --watch in tmux, serve.test.ts the page in headless Chromium; the test:live program runs both from a script)' },
+  { file: 'docs/OBSERVABILITY.md', first: 'ssh -L 8765:127.0.0.1:8765', why: 'needs a second machine' },
 ];
 
 /** Languages of blocks that look like something to run. */
