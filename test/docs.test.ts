@@ -41,7 +41,6 @@ const DOC_FILES = ['README.md', ...fs.readdirSync(path.join(root, 'docs')).filte
  */
 const NOT_RUN: readonly { file: string; first: string; why: string; typecheck?: boolean }[] = [
   { file: 'README.md', first: 'npm install && npm start', why: 'installs packages, and `npm test` is this very suite' },
-  { file: 'README.md', first: 'npm install zns-slab', why: 'installs from the registry (test/package.test.ts installs the packed tarball)' },
   { file: 'README.md', first: 'npm install zns-slab', why: 'installs from the registry; test/package/install.test.ts installs the packed tarball and runs the README there' },
   { file: 'docs/DEVICES.md', first: "import { openStore } from 'zns-slab';", why: 'needs an NVMe ZNS SSD at /dev/nvme0n1', typecheck: true },
   { file: 'docs/DEVICES.md', first: 'npx zns-slab zones /dev/nullb0', why: 'needs a zoned block device (run in the VM by test/engine/device.store.test.ts)' },
