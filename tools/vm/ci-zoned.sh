@@ -35,6 +35,8 @@ if [[ $need_update == 1 ]]; then
 fi
 
 [[ -d node_modules ]] || npm ci >&2
+# The zone tool's device tests run dist/tools/cli.js (the VM sees this checkout read-only).
+npm run build >&2
 bash tools/vm/prepare.sh > /dev/null
 log "ready in $(( $(date +%s) - t0 )) s"
 npm run test:zoned
