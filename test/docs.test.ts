@@ -22,7 +22,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DocFence, type DocProgram, docFences, docPrograms } from './helpers/docBlocks.js';
 import { type RedisServer, redisUnavailable, startRedis } from './helpers/redis.js';
-import { type SampleRegion, generateSamples, sampleRegions, staleFiles } from '../tools/docSamples.js';
+import { type SampleRegion, type Samples, generateSamples, sampleRegions, staleFiles } from '../tools/docSamples.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'tools', 'cli.js');
@@ -105,24 +105,50 @@ interface RunResult {
   ms: number;
 }
 
+/**
+ * Runs a program in a process group of its own. When it ends (or is killed at the time limit),
+ * whatever it left running in the background is killed with it, and its output is what it
+ * wrote until then: a forgotten `&` fails the test instead of hanging it.
+ */
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), PROGRAM_TIMEOUT_MS);
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    };
+    const timer = setTimeout(killGroup, PROGRAM_TIMEOUT_MS);
     child.once('error', reject);
-    child.once('close', (code, signal) => {
+    child.once('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
+      // let the pipes drain, then end what the program left behind (closing the pipes too)
+      let leftBehind = false;
+      const leftovers = setTimeout(() => {
+        leftBehind = true;
+        killGroup();
+      }, 2_000);
+      child.once('close', () => {
+        clearTimeout(leftovers);
+        killGroup();
+        if (leftBehind) stderr += '\n[docs.test.ts: the program ended with processes of its own still running: killed]';
+        resolve({ code: leftBehind && code === 0 ? 1 : code, signal, stdout, stderr, ms: performance.now() - started });
+      });
     });
   });
 }
 
 let redis: RedisServer | undefined;
+/** The samples, made once; started beside the programs (the demo alone takes seconds). */
+let samples: Promise<Samples> | undefined;
+const samplesNow = () => (samples ??= generateSamples(root));
 const timings: { name: string; ms: number }[] = [];
 
 /** Writes the program into a fresh folder and runs it there. */
@@ -161,10 +187,12 @@ async function runProgram(p: DocProgram): Promise<RunResult> {
 describe('the docs run', () => {
   const needRedis = programs.some((p) => p.code.includes(DOC_REDIS_URL)) && redisUnavailable() === undefined;
   beforeAll(async () => {
+    samplesNow().catch(() => {}); // its error is the samples test's to report
     if (needRedis) redis = await startRedis();
   });
   afterAll(async () => {
     await redis?.stop();
+    await samples?.catch(() => {}); // its folders are removed when it ends, even in a filtered run
     if (timings.length > 0) {
       const total = timings.reduce((s, t) => s + t.ms, 0);
       const slowest = [...timings].sort((a, b) => b.ms - a.ms).slice(0, 3);
@@ -271,7 +299,7 @@ function firstDifference(file: string, committed: string, generated: string): st
 
 describe('sample outputs are generated, not pasted', () => {
   it.concurrent('the samples in the docs are what the tools print now (else: npm run docs:samples)', async () => {
-    const changed = staleFiles(root, await generateSamples(root));
+    const changed = staleFiles(root, await samplesNow());
     const messages = [...changed].map(([file, next]) => firstDifference(file, fs.readFileSync(path.join(root, file), 'utf8'), next));
     expect(messages).toEqual([]);
     expect(DOC_FILES.flatMap(regionsOf).length).toBeGreaterThan(5);
