@@ -164,7 +164,7 @@ export class Observer {
         'zone conditions and write pointers: now; epochs, slabs, live and dead bytes, counters: the catalog as of its last commit (the writer\'s last flush)',
         'unflushed: bytes written since that commit; zone GC state lives in the writer\'s memory and is not shown',
       );
-      if (built.behind.length > 0) notes.push(`zones ${built.behind.join(', ')}: the device changed under the catalog copy (reset since); shown as the device has them`);
+      if (built.behind.length > 0) notes.push(`zones ${built.behind.join(', ')}: reset since the catalog copy was taken; shown as the device has them now (their bytes unflushed)`);
     } else {
       report = this.device.reportZones();
       rows = zoneStats(report).map((z) => ({ ...z, unflushedBytes: 0, moved: false }));
@@ -253,17 +253,21 @@ export class Observer {
       epochs.set(row.id, epoch);
     }
     // The engine's own structures, loaded as a read-only open loads them: nothing is reset or finished.
+    // A zone reset since the copy (still `behind` after OBSERVE_ATTEMPTS): what the copy says of it
+    // is gone from the device, and whatever it holds now was written after the copy's commit.
+    const gone = new Set(behind);
+    const slabRows = gone.size === 0 ? snapshot.slabs : snapshot.slabs.filter((row) => row.state !== 'sealed' || row.zone === null || !gone.has(row.zone));
     const manager = new ZoneManager(this.device, storeCounters, { catalogOwns: () => true, zoneChanged: () => undefined });
     const owners = new Map<number, { epoch: number; written: number | null }>();
-    for (const { zone, epoch, written } of snapshot.zones) if (epochs.has(epoch)) owners.set(zone, { epoch, written: written ?? null });
+    for (const { zone, epoch, written } of snapshot.zones) if (epochs.has(epoch) && !gone.has(zone)) owners.set(zone, { epoch, written: written ?? null });
     manager.load(report, owners, true);
     const storeTag = storeSeed(Buffer.from(meta.storeId, 'hex').readUInt32LE(0));
-    restoreSlabs(snapshot.slabs, { registry: new SlabRegistry(meta.nextSlabId), epochs, zones: manager, sizeClasses, storeTag, damaged: new Set(behind) });
+    restoreSlabs(slabRows, { registry: new SlabRegistry(meta.nextSlabId), epochs, zones: manager, sizeClasses, storeTag, damaged: new Set() });
     manager.chooseHeads(true);
 
     // Per zone: bytes the commit accounts for (live or dead) and bytes sealed since (unflushed).
     const extent = new Map<number, number>();
-    for (const row of snapshot.slabs) {
+    for (const row of slabRows) {
       if (row.state === 'sealed' && row.zone !== null) extent.set(row.zone, Math.max(extent.get(row.zone) ?? 0, row.offset! + row.length!));
     }
     const unflushed: number[] = [];
