@@ -497,7 +497,7 @@ export function main(argv: string[]): number | Promise<number> {
       out(HELP[args.command] ?? HELP.main!);
       return 0;
     }
-    if (args.command === 'serve' || (args.command === 'zones' && verb === undefined && args.flags.has('--watch'))) return cmdLive(args).catch(exitFor);
+    if (args.command === 'serve' || (args.command === 'zones' && (verb === undefined || verb === 'report') && args.flags.has('--watch'))) return cmdLive(args).catch(exitFor);
     if (args.command === 'stats') return cmdStats(args);
     if (args.command === 'zones' && verb !== undefined && verb !== 'report') {
       return runZoneVerb(verb, args.target!, args.rest, args.flags, { usage: (message) => { throw new UsageError(message); }, out, err });
