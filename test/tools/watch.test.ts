@@ -2,7 +2,7 @@
  * `zns-slab zones --watch`, driven as a person drives it: in a real terminal (tmux), beside a
  * writer process that keeps the store busy; the screen is read back with capture-pane.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -137,6 +137,19 @@ describe('zns-slab zones --watch in a terminal' + NO_TMUX, () => {
     expect(snapshots[2]!.rates!.sinceMs).toBeGreaterThanOrEqual(INTERVAL_MS - 5);
     expect(snapshots[2]!.catalog!.commitSequence).toBeGreaterThan(snapshots[0]!.catalog!.commitSequence);
     expect(r.stderr).toContain('no terminal on stdout, so one JSON snapshot per line every 200 ms (3 in all)');
+  });
+
+  it('without a terminal and without --count: runs until SIGTERM, then exits 0', async () => {
+    const child = spawn(process.execPath, [cli, 'zones', store, '--watch', '--interval', String(INTERVAL_MS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    for (const until = Date.now() + SCREEN_WAIT_MS; out.split('\n').length < 3 && Date.now() < until; ) await sleep(20);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    for (const l of lines) expect((JSON.parse(l) as Observation).zones).toHaveLength(LIVE_GEOMETRY.zoneCount);
   });
 
   it('refuses what it cannot do, as a usage error', () => {
