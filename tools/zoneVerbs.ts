@@ -21,7 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tty from 'node:tty';
 import { Catalog } from '../catalog/catalog.js';
-import { CATALOG_FILE } from '../engine/store.js';
+import { CATALOG_FILE, DEFAULT_DEVICE_DIR } from '../engine/store.js';
 import { SLAB_HEADER_BYTES, readSlabHeader } from '../engine/slabHeader.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { type DeviceGeometry, type Zone, type ZonedDevice, ZONE_CONDITION_NAMES, ZoneCondition, ZoneType } from '../zns/device.js';
@@ -132,6 +132,8 @@ interface Target {
   device: string;
   /** The store folder, when the target is one or its device is a store's. */
   storeDir: string | null;
+  /** `info` only: the store is open in another process, so its catalog cannot be read (ownership comes from the slab headers). */
+  storeRunning: boolean;
 }
 
 /** Runs `zns-slab zones <verb> <target> [zones]`; returns the exit code. */
@@ -150,21 +152,37 @@ export function runZoneVerb(verb: Exclude<ZoneVerb, 'report'>, target: string, r
 // ---------------------------------------------------------------------------------------------
 // Targets and ownership
 
-/** Where the device is and which store (if any) it belongs to. Reads the catalog when there is one. */
-function resolveTarget(given: string): Target {
+/**
+ * Where the device is and which store (if any) it belongs to. Reads the catalog when there is
+ * one: ERR_STORE_LOCKED while a store has it open, except for a look (`read`) at a store's own
+ * emulated device, which the device's files answer.
+ */
+function resolveTarget(given: string, purpose: 'read' | 'change'): Target {
+  const running = (e: unknown) => purpose === 'read' && e instanceof ZnsSlabError && e.code === ErrorCode.STORE_LOCKED;
   if (fs.existsSync(path.join(given, CATALOG_FILE))) {
-    const meta = withCatalog(given, (c) => c.readMeta());
-    return { given, device: path.resolve(given, meta.devicePath), storeDir: given };
+    try {
+      const meta = withCatalog(given, (c) => c.readMeta());
+      return { given, device: path.resolve(given, meta.devicePath), storeDir: given, storeRunning: false };
+    } catch (e) {
+      const own = path.join(given, DEFAULT_DEVICE_DIR);
+      if (running(e) && isEmulatedDevice(own)) return { given, device: own, storeDir: given, storeRunning: true };
+      throw e;
+    }
   }
   // An emulated device in a store folder (the default layout, <store>/device).
   if (!isBlockDevice(given) && isEmulatedDevice(given)) {
     const parent = path.dirname(path.resolve(given));
     if (fs.existsSync(path.join(parent, CATALOG_FILE))) {
-      const meta = withCatalog(parent, (c) => c.readMeta());
-      if (path.resolve(parent, meta.devicePath) === path.resolve(given)) return { given, device: given, storeDir: parent };
+      try {
+        const meta = withCatalog(parent, (c) => c.readMeta());
+        if (path.resolve(parent, meta.devicePath) === path.resolve(given)) return { given, device: given, storeDir: parent, storeRunning: false };
+      } catch (e) {
+        if (running(e) && path.basename(path.resolve(given)) === DEFAULT_DEVICE_DIR) return { given, device: given, storeDir: parent, storeRunning: true };
+        throw e;
+      }
     }
   }
-  return { given, device: given, storeDir: null };
+  return { given, device: given, storeDir: null, storeRunning: false };
 }
 
 /** Opens the store's catalog read-only (ERR_STORE_LOCKED while a store has it open), runs `fn`, closes it. */
@@ -187,7 +205,7 @@ function withCatalog<T>(storeDir: string, fn: (c: Catalog) => T): T {
 
 /** The zones' owners: the catalog's rows for a store, else the slab headers at the zones' starts. */
 function findOwnership(target: Target, device: ZonedDevice, zones: readonly Zone[]): Ownership {
-  if (target.storeDir !== null) {
+  if (target.storeDir !== null && !target.storeRunning) {
     const { storeId, rows } = withCatalog(target.storeDir, (c) => ({ storeId: c.readMeta().storeId, rows: c.zones() }));
     return { storeDir: target.storeDir, storeId, zones: new Map(rows.map((r) => [r.zone, storeId])), source: 'catalog' };
   }
@@ -198,7 +216,7 @@ function findOwnership(target: Target, device: ZonedDevice, zones: readonly Zone
   }
   const ids = new Set(owned.values());
   const storeId = ids.size === 1 ? [...ids][0]! : ids.size === 0 ? (device.owner ?? null) : null;
-  return { storeDir: null, storeId, zones: owned, source: 'slab headers' };
+  return { storeDir: target.storeDir, storeId, zones: owned, source: 'slab headers' };
 }
 
 /** The store id in the slab header at the zone's start, if the zone holds one. */
@@ -238,11 +256,16 @@ export interface ZoneInfo {
   human: { zoneSize: string; zoneCapacity: string; deviceSize: string; deviceCapacity: string; written: string };
   /** Zones per condition name. */
   conditions: Record<string, number>;
-  store: { dir: string | null; storeId: string | null; ownedZones: number; source: Ownership['source'] } | null;
+  /**
+   * The store that owns it: its folder (when known), id, the zones it owns and how that was
+   * found; `running`: a store has it open in another process (then the catalog cannot be read,
+   * and the slab headers say which zones hold its data).
+   */
+  store: { dir: string | null; storeId: string | null; ownedZones: number; source: Ownership['source']; running: boolean } | null;
 }
 
 function info(given: string, ctx: ZoneVerbContext): number {
-  const target = resolveTarget(given);
+  const target = resolveTarget(given, 'read');
   const device = openZonedDevice(target.device, { keepOpenZones: true });
   let result: ZoneInfo;
   try {
@@ -258,13 +281,14 @@ function info(given: string, ctx: ZoneVerbContext): number {
     }
     const bytes = { zoneSize: g.zoneSize, zoneCapacity: g.zoneCapacity, deviceSize: g.zoneCount * g.zoneSize, deviceCapacity: g.zoneCount * g.zoneCapacity, written };
     const owned = owners.zones.size > 0 || owners.storeDir !== null || owners.storeId !== null;
+    const lockedBy = device.kind === 'emulated' ? lockHolder(device.path) : null;
     result = {
       target: given,
       device: device.path,
       kind: device.kind,
       model: device.kind === 'emulated' ? 'emulated' : LIBZBD_MODEL_NAMES[(device as LibzbdDevice).info.model]?.[0] ?? 'unknown',
       kernel: device.kind === 'libzbd' ? kernelInfo(device as LibzbdDevice) : null,
-      emulated: device.kind === 'emulated' ? { folder: path.resolve(device.path), lockedBy: lockHolder(device.path) } : null,
+      emulated: device.kind === 'emulated' ? { folder: path.resolve(device.path), lockedBy } : null,
       geometry: { ...g },
       bytes,
       human: {
@@ -275,7 +299,9 @@ function info(given: string, ctx: ZoneVerbContext): number {
         written: humanBytes(bytes.written),
       },
       conditions,
-      store: owned ? { dir: owners.storeDir === null ? null : path.resolve(owners.storeDir), storeId: owners.storeId, ownedZones: owners.zones.size, source: owners.source } : null,
+      store: owned
+        ? { dir: owners.storeDir === null ? null : path.resolve(owners.storeDir), storeId: owners.storeId, ownedZones: owners.zones.size, source: owners.source, running: target.storeRunning || lockedBy !== null }
+        : null,
     };
   } finally {
     device.close();
@@ -342,7 +368,7 @@ function infoText(r: ZoneInfo): string {
   if (r.store === null) lines.push('  no zns-slab store owns it');
   else {
     const who = r.store.dir !== null ? `store ${r.store.dir}` : 'a zns-slab store';
-    lines.push(`  owned by ${who}${r.store.storeId ? ` (store id ${r.store.storeId})` : ''}: ${r.store.ownedZones} zones (by its ${r.store.source})`);
+    lines.push(`  owned by ${who}${r.store.storeId ? ` (store id ${r.store.storeId})` : ''}: ${r.store.ownedZones} zones (by its ${r.store.source})${r.store.running ? ', open in another process' : ''}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -395,7 +421,7 @@ function zoneOp(op: ZoneOp, given: string, spec: string | undefined, flags: Read
   const force = flags.has('--force');
   const yes = flags.has('--yes') || flags.has('-y');
   const dryRun = flags.has('--dry-run');
-  const target = resolveTarget(given);
+  const target = resolveTarget(given, 'change');
   // Exclusive, as a store opens it: a running store's device is refused (ERR_DEVICE_LOCKED), and
   // no store can open it while we work.
   let device: ZonedDevice;

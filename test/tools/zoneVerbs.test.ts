@@ -156,14 +156,31 @@ describe('zns-slab zones info', () => {
     for (const target of [s.dir, path.join(s.dir, 'device')]) {
       const r = run(['zones', 'info', target]);
       expect(r.status, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout).store).toEqual({ dir: path.resolve(s.dir), storeId: s.storeId, ownedZones: s.owned.length, source: 'catalog' });
+      expect(JSON.parse(r.stdout).store).toEqual({ dir: path.resolve(s.dir), storeId: s.storeId, ownedZones: s.owned.length, source: 'catalog', running: false });
       expect(r.stderr).toContain(`owned by store ${path.resolve(s.dir)} (store id ${s.storeId}): ${s.owned.length} zones (by its catalog)`);
     }
     // Away from its store folder the slab headers still say whose data it is.
     const copy = path.join(tmp.dir, 'copy');
     fs.cpSync(path.join(s.dir, 'device'), copy, { recursive: true });
     const r = run(['zones', 'info', copy]);
-    expect(JSON.parse(r.stdout).store).toEqual({ dir: null, storeId: s.storeId, ownedZones: s.owned.length, source: 'slab headers' });
+    expect(JSON.parse(r.stdout).store).toEqual({ dir: null, storeId: s.storeId, ownedZones: s.owned.length, source: 'slab headers', running: false });
+  });
+
+  it('looks at a store open in another process: its device, ownership from the slab headers', async () => {
+    const s = store();
+    const child = await holder(`m.openStore(${JSON.stringify(s.dir)})`);
+    try {
+      for (const target of [s.dir, path.join(s.dir, 'device')]) {
+        const r = run(['zones', 'info', target]);
+        expect(r.status, r.stderr).toBe(0);
+        const info = JSON.parse(r.stdout);
+        expect(info.store).toEqual({ dir: path.resolve(s.dir), storeId: s.storeId, ownedZones: s.owned.length, source: 'slab headers', running: true });
+        expect(info.emulated.lockedBy).toBe(child.pid);
+        expect(r.stderr).toContain(`${s.owned.length} zones (by its slab headers), open in another process`);
+      }
+    } finally {
+      await stop(child);
+    }
   });
 
   it('names the process that holds an emulated device open', async () => {
