@@ -80,6 +80,8 @@ const ANSWER_MAX_BYTES = 256;
 const ANSWER_RETRY_MS = 20;
 /** Zone lists in messages name at most this many ranges, then "and N more". */
 const MESSAGE_MAX_RANGES = 8;
+/** The summary on stderr names at most this many failed zones (the JSON has all). */
+const MESSAGE_MAX_FAILURES = 8;
 
 /** libzbd's names of the zone models (lib/zbd_utils.c: zbd_device_model_str), long and short. */
 const LIBZBD_MODEL_NAMES: Readonly<Record<number, readonly [string, string]>> = {
@@ -231,10 +233,10 @@ function slabHeaderStore(device: ZonedDevice, z: Zone): string | undefined {
   return readSlabHeader(head)?.storeId.toString('hex');
 }
 
-/** Bytes written in the zone (a FULL zone counts its capacity). */
+/** Bytes written in the zone (a FULL zone counts its capacity; a conventional one, none: it has no write pointer). */
 function writtenBytes(z: Zone): number {
   if (z.condition === ZoneCondition.FULL) return z.capacity;
-  if (z.condition === ZoneCondition.EMPTY || z.condition === ZoneCondition.OFFLINE) return 0;
+  if (z.condition === ZoneCondition.EMPTY || z.condition === ZoneCondition.OFFLINE || z.condition === ZoneCondition.NOT_WRITE_POINTER) return 0;
   return z.writePointer - z.start;
 }
 
@@ -396,6 +398,7 @@ function selection(spec: string | undefined, flags: ReadonlyMap<string, string |
 
 /** Why `op` has nothing to do on a zone in `condition`, or undefined when it is sent. */
 function nothingToDo(op: ZoneOp, condition: ZoneCondition): string | undefined {
+  if (condition === ZoneCondition.NOT_WRITE_POINTER) return 'conventional (no write pointer)';
   switch (op) {
     case 'reset':
       return condition === ZoneCondition.EMPTY ? 'already empty' : undefined;
@@ -502,8 +505,8 @@ function zoneOp(op: ZoneOp, given: string, spec: string | undefined, flags: Read
     const failed = rows.filter((r) => !r.ok);
     const done = rows.filter((r) => r.ok && r.skipped === null).length;
     const lines = [`zones ${op}: ${done} done, ${rows.length - touched.length} needed nothing, ${failed.length} failed, of ${rows.length} zones of ${where}`];
-    for (const r of failed.slice(0, MESSAGE_MAX_RANGES)) lines.push(`  zone ${r.zone}: ${r.code}: ${r.message}`);
-    if (failed.length > MESSAGE_MAX_RANGES) lines.push(`  ... and ${failed.length - MESSAGE_MAX_RANGES} more (see the JSON)`);
+    for (const r of failed.slice(0, MESSAGE_MAX_FAILURES)) lines.push(`  zone ${r.zone}: ${r.code}: ${r.message}`);
+    if (failed.length > MESSAGE_MAX_FAILURES) lines.push(`  ... and ${failed.length - MESSAGE_MAX_FAILURES} more (see the JSON)`);
     const changedOwned = rows.filter((r) => r.owner !== null && r.skipped === null && r.ok).map((r) => r.zone);
     if (changedOwned.length > 0) {
       lines.push(`  --force: ${changedOwned.length === 1 ? 'zone' : 'zones'} ${zoneList(changedOwned)} belonged to a store. ${FORCE_CONSEQUENCE[op]}`);
