@@ -31,8 +31,10 @@ export interface LiveWriter {
   stderr(): string;
 }
 
-export async function startLiveWriter(dir: string, options: { geometry?: DeviceGeometry; tickMs?: number; perTick?: number } = {}): Promise<LiveWriter> {
-  const child = spawn(process.execPath, [fixture, dir, JSON.stringify(options.geometry ?? LIVE_GEOMETRY), String(options.tickMs ?? 40), String(options.perTick ?? 30)], {
+/** `storeOptions`: openStore's options instead of a geometry (a kernel device: `{ device, overwriteDevice: true }`). */
+export async function startLiveWriter(dir: string, options: { geometry?: DeviceGeometry; storeOptions?: object; tickMs?: number; perTick?: number } = {}): Promise<LiveWriter> {
+  const how = options.storeOptions ?? options.geometry ?? LIVE_GEOMETRY;
+  const child = spawn(process.execPath, [fixture, dir, JSON.stringify(how), String(options.tickMs ?? 40), String(options.perTick ?? 30)], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let ticks = 0;

@@ -20,7 +20,7 @@ set +e
 # which is read-only here. Piped through cat so vitest sees no TTY and prints plain lines.
 NO_COLOR=1 ZNS_TEST_DEVICES=$devices node_modules/.bin/vitest run --configLoader runner --no-file-parallelism \
   --reporter=default --reporter=json --outputFile=/tmp/zoned-tests.json \
-  test/zns/libzbd.test.ts test/engine/device.store.test.ts test/tools/zoneVerbs.device.test.ts "$@" 2>&1 | cat
+  test/zns/libzbd.test.ts test/engine/device.store.test.ts test/tools/zoneVerbs.device.test.ts test/engine/observe.device.test.ts "$@" 2>&1 | cat
 rc=$?
 # A plain totals line for the host's CI summary.
 node -e 'const r = JSON.parse(require("fs").readFileSync("/tmp/zoned-tests.json", "utf8")); console.log(`zoned tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)' || true
