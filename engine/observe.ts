@@ -77,6 +77,19 @@ export interface Observation {
   notes: string[];
 }
 
+/** Observers' own folders not yet removed: a process that exits without closing them removes them then. */
+const workDirs = new Set<string>();
+let exitHook = false;
+
+function trackWorkDir(dir: string): void {
+  workDirs.add(dir);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const d of workDirs) fs.rmSync(d, { recursive: true, force: true });
+  });
+}
+
 function isStore(target: string): boolean {
   return fs.existsSync(path.join(target, CATALOG_FILE));
 }
@@ -110,6 +123,7 @@ export class Observer {
     if (isStore(target)) {
       this.kind = 'store';
       this.workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'zns-slab-observe-'));
+      trackWorkDir(this.workDir);
       try {
         this.catalog = new CatalogSnapshotReader(path.join(target, CATALOG_FILE), this.workDir);
         const meta = this.catalog.read().meta;
@@ -122,6 +136,7 @@ export class Observer {
         }
       } catch (err) {
         fs.rmSync(this.workDir, { recursive: true, force: true });
+        workDirs.delete(this.workDir);
         throw err;
       }
     } else {
@@ -345,7 +360,10 @@ export class Observer {
     try {
       this.device.close();
     } finally {
-      if (this.workDir !== undefined) fs.rmSync(this.workDir, { recursive: true, force: true });
+      if (this.workDir !== undefined) {
+        fs.rmSync(this.workDir, { recursive: true, force: true });
+        workDirs.delete(this.workDir);
+      }
     }
   }
 }

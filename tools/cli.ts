@@ -70,8 +70,8 @@ machine, tunnel it: ssh -L 8765:127.0.0.1:8765 host, then open http://127.0.0.1:
   --interval MS        time between snapshots (default ${WATCH_DEFAULT_INTERVAL_MS})
 
 GET / (the page), /snapshot.json (the latest snapshot), /events (text/event-stream).
-A JSON line with the URL on stdout, the URL and how to tunnel it on stderr. SIGINT or
-SIGTERM stop it.
+A JSON line with the URL on stdout, the URL and how to tunnel it on stderr. SIGINT,
+SIGTERM or SIGHUP stop it.
 `,
   stats: `zns-slab stats <store>: a versioned snapshot of the store's counters and derived metrics
 
@@ -106,7 +106,7 @@ capacity) as a block; colour by epoch (NO_COLOR=1: letters and blocks only). The
 the time, zones by condition, bytes written, device writes per second since the last frame,
 live / dead / unflushed bytes and puts per second; the live epochs are listed under the map.
 Write pointers are read each frame; epochs, slabs, live and dead bytes and counters are
-the catalog's as of the writer's last flush. q, Ctrl-C, SIGINT or SIGTERM quit.
+the catalog's as of the writer's last flush. q, Ctrl-C, SIGINT, SIGTERM or SIGHUP quit.
 Without a terminal on stdout it prints one JSON snapshot per interval, one per line (NDJSON).
 
   --interval MS        time between frames (default ${WATCH_DEFAULT_INTERVAL_MS})

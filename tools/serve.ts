@@ -32,6 +32,8 @@ export const SERVE_LOOPBACK_HOSTS: readonly string[] = ['127.0.0.1', '::1', 'loc
 export const SERVE_MAX_CLIENTS = 64;
 /** A comment line this often keeps idle tunnels and proxies from closing an event stream (ms). */
 export const SERVE_KEEPALIVE_MS = 15_000;
+/** Signals that stop the server (SIGHUP: its terminal or SSH session went away). */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 /** What the page's EventSource waits before reconnecting after the stream drops (ms). */
 const SSE_RETRY_MS = 2000;
 
@@ -70,7 +72,7 @@ function describe(err: unknown): { code: string; message: string } {
 }
 
 /**
- * Serves until SIGINT or SIGTERM; resolves to the exit code. The first snapshot is taken before
+ * Serves until SIGINT, SIGTERM or SIGHUP; resolves to the exit code. The first snapshot is taken before
  * listening, so a store that cannot be read fails at once (exit 1) as `zns-slab zones` does.
  */
 export async function serve(o: ServeOptions): Promise<number> {
@@ -201,8 +203,7 @@ export async function serve(o: ServeOptions): Promise<number> {
 
   return new Promise<number>((resolve) => {
     const stop = (): void => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
+      for (const signal of STOP_SIGNALS) process.off(signal, stop);
       stopTicking();
       for (const res of clients.keys()) res.end();
       clients.clear();
@@ -213,7 +214,6 @@ export async function serve(o: ServeOptions): Promise<number> {
       });
       server.closeAllConnections();
     };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
+    for (const signal of STOP_SIGNALS) process.on(signal, stop);
   });
 }

@@ -5,8 +5,8 @@
  *
  * On a terminal: the alternate screen, cursor hidden, one cell per zone (its condition's letter
  * and its fill as a block; coloured by condition and epoch unless NO_COLOR is set), a header
- * with the time and totals, the live epochs; redrawn on resize; q, Ctrl-C, SIGINT or SIGTERM
- * restore the screen and exit 0. Without a terminal on stdout: one JSON snapshot per interval,
+ * with the time and totals, the live epochs; redrawn on resize; q, Ctrl-C, SIGINT, SIGTERM or
+ * SIGHUP restore the screen and exit 0. Without a terminal on stdout: one JSON snapshot per interval,
  * one per line (NDJSON), for scripts.
  */
 import { type Observation, type ObservedZone, Observer } from '../engine/observe.js';
@@ -48,6 +48,8 @@ const CONDITION_LETTERS: Record<string, string> = {
   'not-wp': 'N',
 };
 const MOVED_LETTER = 'W';
+/** Signals that stop the view (and clean up): SIGHUP too, as when the terminal or SSH session goes away. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 /** SGR colour per condition (the zone map SVG's palette in 16 colours). */
 const CONDITION_SGR: Record<string, string> = {
   empty: '90',
@@ -275,7 +277,8 @@ export async function watchZones(o: WatchOptions): Promise<number> {
     o.stdout.write(HOME + lines.map((l) => l + CLEAR_LINE).join('\r\n') + CLEAR_BELOW);
   };
   const restore = (): void => {
-    if (tty) o.stdout.write(RESET + CURSOR_SHOW + ALT_SCREEN_OFF);
+    // The terminal may be gone (SIGHUP: the SSH session dropped): nothing to restore then.
+    if (tty && o.stdout.writable) o.stdout.write(RESET + CURSOR_SHOW + ALT_SCREEN_OFF, () => undefined);
   };
   const onKey = (data: Buffer): void => {
     const key = data.toString('utf8');
@@ -284,16 +287,18 @@ export async function watchZones(o: WatchOptions): Promise<number> {
   };
   const onSignal = (): void => stop(0);
   const onResize = (): void => draw();
+  // The terminal went away under a write (EIO, EPIPE): stop as on SIGHUP.
+  const onOutputError = (): void => stop(0);
   const onExit = (): void => restore();
   const stdinRaw = tty && o.stdin.isTTY === true;
   function stop(code: number): void {
     if (stopped) return;
     stopped = true;
     clearTimeout(timer);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     process.off('exit', onExit);
     o.stdout.off('resize', onResize);
+    o.stdout.off('error', onOutputError);
     if (stdinRaw) {
       o.stdin.off('data', onKey);
       o.stdin.setRawMode(false);
@@ -325,12 +330,12 @@ export async function watchZones(o: WatchOptions): Promise<number> {
     timer = setTimeout(tick, o.intervalMs);
   }
 
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
   if (tty) {
     process.on('exit', onExit);
     o.stdout.write(ALT_SCREEN_ON + CURSOR_HIDE);
     o.stdout.on('resize', onResize);
+    o.stdout.on('error', onOutputError);
     if (stdinRaw) {
       o.stdin.setRawMode(true);
       o.stdin.resume();

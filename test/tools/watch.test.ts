@@ -127,6 +127,19 @@ describe('zns-slab zones --watch in a terminal' + NO_TMUX, () => {
     expect(after).not.toContain('zone map');
   });
 
+  it.skipIf(TMUX === undefined)('the terminal going away (SIGHUP, as a dropped SSH session) stops it, and it leaves nothing behind', async () => {
+    const session = 'hangup';
+    // The observer's own folder (its catalog copy) goes under a TMPDIR of this test's.
+    const own = path.join(tmp.dir, 'hangup-tmp');
+    fs.mkdirSync(own);
+    startWatch(session, store, `LANG=C.UTF-8 TMPDIR=${own}`, [100, 30]);
+    await waitFor(session, (t) => /zone map: 64 zones/.test(t), 'the map');
+    expect(fs.readdirSync(own)).toHaveLength(1);
+    tmux('kill-session', '-t', session);
+    for (const until = Date.now() + SCREEN_WAIT_MS; fs.readdirSync(own).length > 0 && Date.now() < until; ) await sleep(20);
+    expect(fs.readdirSync(own)).toEqual([]);
+  });
+
   it('without a terminal: one JSON snapshot a line, as many as --count asks', () => {
     const r = spawnSync(process.execPath, [cli, 'zones', store, '--watch', '--interval', String(INTERVAL_MS), '--count', '3'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
