@@ -294,12 +294,17 @@ export class WriteQueue {
    * sees the end or the worker sees the flag and posts.
    */
   async waitAsync(): Promise<void> {
-    this.#asyncWaits++;
+    // The workers are unref'd (an unclosed store lets the process exit), so hold the loop open
+    // while someone awaits them: else an awaited flushAsync could end the process unresolved.
+    if (this.#asyncWaits++ === 0) for (const w of this.#workers) w?.ref();
     Atomics.store(this.#control, CONTROL_WANT_MESSAGE, 1);
     try {
       while (!this.#allEnded()) await new Promise<void>((resolve) => this.#waiters.push(resolve));
     } finally {
-      if (--this.#asyncWaits === 0) Atomics.store(this.#control, CONTROL_WANT_MESSAGE, 0);
+      if (--this.#asyncWaits === 0) {
+        Atomics.store(this.#control, CONTROL_WANT_MESSAGE, 0);
+        for (const w of this.#workers) w?.unref();
+      }
     }
   }
 
@@ -331,13 +336,14 @@ export class WriteQueue {
         stderr: true,
         workerData: { control: this.#control.buffer, positions: this.#positions.buffer, index: i, workers: WRITE_WORKERS, slots: MAX_WRITES_IN_FLIGHT },
       });
-      // A store that is never closed must not keep the process alive for its workers.
-      w.unref();
       w.on('message', () => {
         const waiters = this.#waiters;
         this.#waiters = [];
         for (const wake of waiters) wake();
       });
+      // A store that is never closed must not keep the process alive for its workers. After the
+      // listener: adding a 'message' listener refs the worker's port again.
+      w.unref();
       this.#workers[i] = w;
     }
     return w;

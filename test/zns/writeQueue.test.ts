@@ -104,6 +104,22 @@ describe('WriteQueue', () => {
     expect(r.stderr).not.toMatch(/EAGAIN/);
     expect(r.stdout.trim()).toBe(String(4000 * 1001));
   });
+
+  it('a store written in the background and flushed, but never closed, lets the process exit (found by the packaging test)', () => {
+    const script = `
+      import { openStore } from ${JSON.stringify(path.resolve('dist/index.js'))};
+      const store = openStore(${JSON.stringify(path.join(tmp.dir, 'store'))});
+      for (let i = 0; i < 40; i++) store.put(Buffer.alloc(64 * 1024, i));   // full slabs: sealed by the workers
+      await store.flushAsync();     // awaited with writes in flight: the workers hold the loop open meanwhile
+      for (let i = 0; i < 40; i++) store.put(Buffer.alloc(64 * 1024, i));
+      store.flush();
+      process.stdout.write('flushed');
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.stdout).toBe('flushed');
+    expect(r.signal, 'the process was still alive after 20 s').toBeNull();
+    expect(r.status).toBe(0);
+  });
 });
 
 describe('the emulated device in the background', () => {
