@@ -232,7 +232,7 @@ function statsText(s: GlobalStats): string {
       `ids recycled ${c.slabsRecycled} / new ${c.slabsOverflowed} (recycle rate ${pct(s.derived.recycleRatePct)}), hot reuse ${c.slabsReusedHot}, ` +
       `refused (epoch closed) ${c.slowPathEpochClosed}, lease commits ${c.leaseCommits}, zones finished early ${c.zonesFinishedEarly} (${mib(c.finishWasteBytes)} left unwritten)`,
     `space back? zone resets ${c.zoneResets} (${mib(c.zoneResetBytes)}), reset failures ${c.zoneResetFailures}, recovery resets ${c.recoveryZoneResets}, slabs freed ${c.slabsFreed}, net slabs ${s.derived.netSlabs}`,
-    `zone GC: ${s.gc.enabled ? 'on' : 'off'}; space amplification ${s.derived.spaceAmplification ?? 'n/a'} (${mib(s.gc.bytesWritten)} held for ${mib(s.gc.bytesLive)} live); ` +
+    `zone GC: ${s.gc.enabled ? 'on' : 'not running (a read-only open; a writer sets it per open)'}; space amplification ${s.derived.spaceAmplification ?? 'n/a'} (${mib(s.gc.bytesWritten)} held for ${mib(s.gc.bytesLive)} live); ` +
       `collected ${c.gcZonesCollected} zones (${mib(c.gcBytesFreed)} back), moved ${c.gcSlabsMoved} slabs (${mib(c.gcBytesMoved)}) in ${(c.gcMs / 1000).toFixed(2)} s; failed steps ${c.gcStepFailures}`,
     `operations: puts ${c.puts}, gets ${c.gets}, frees ${c.frees}, flushes ${c.flushes}`,
     '',
