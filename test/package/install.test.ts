@@ -190,6 +190,7 @@ describe.skipIf(skip !== undefined)(`the package as installed from npm pack${ski
     for (const f of [
       'package.json',
       'README.md',
+      'LICENSE',
       'dist/index.js',
       'dist/index.d.ts',
       'dist/cache/keyv.js',
