@@ -14,6 +14,7 @@ import { type ClassStats, type EpochStats, type GlobalStats, type ZoneStats, SLA
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { GC_MIN_GAIN_FRACTION } from '../engine/gc.js';
 import { openZonedDevice } from '../zns/open.js';
+import { observeZonedDevice } from '../zns/observe.js';
 import { type ColorBy, renderZoneMap } from './zoneMap.js';
 import { ZoneToolExit, isZoneVerb, runZoneVerb } from './zoneVerbs.js';
 import { WATCH_DEFAULT_INTERVAL_MS, intervalProblem, watchZones } from './watch.js';
@@ -376,8 +377,9 @@ function cmdZones(args: Args): number {
       store.close();
     }
   } else {
-    // keepOpenZones: looking must not close the zones someone opened (zones open, blkzone open).
-    const device = openZonedDevice(args.target, { keepOpenZones: true });
+    // Observed, not opened: looking changes nothing (no torn block cut off under a writer, no
+    // zone someone opened closed again) and takes no lock.
+    const device = observeZonedDevice(args.target);
     try {
       rows = zoneStats(device.reportZones());
       title = `${device.kind} zoned device ${device.path}`;

@@ -29,6 +29,7 @@ import { isEmulatedDevice } from '../zns/emulated.js';
 import { LOCK_FILE } from '../zns/lock.js';
 import { type LibzbdDevice } from '../zns/libzbd.js';
 import { isBlockDevice, openZonedDevice } from '../zns/open.js';
+import { observeZonedDevice } from '../zns/observe.js';
 
 /** The zone tool's exit codes (0, 1 and 2 are every zns-slab command's). */
 export const ZoneToolExit = {
@@ -268,7 +269,10 @@ export interface ZoneInfo {
 
 function info(given: string, ctx: ZoneVerbContext): number {
   const target = resolveTarget(given, 'read');
-  const device = openZonedDevice(target.device, { keepOpenZones: true });
+  // An emulated device is observed, not opened: opening cuts a torn last block off a zone file,
+  // which beside a store writing to it would cut into a write landing. A kernel device is
+  // opened for libzbd's model and vendor (keepOpenZones: zones someone opened stay open).
+  const device = isBlockDevice(target.device) ? openZonedDevice(target.device, { keepOpenZones: true }) : observeZonedDevice(target.device);
   let result: ZoneInfo;
   try {
     const zones = device.reportZones();

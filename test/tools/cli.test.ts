@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../engine/store.js';
 import { openCache } from '../../cache/cache.js';
-import { createEmulatedDevice } from '../../zns/emulated.js';
+import { createEmulatedDevice, emulatedZoneFile } from '../../zns/emulated.js';
 import { validate } from '../helpers/schema.js';
 import { SMALL_GEOMETRY } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -263,5 +263,21 @@ describe('zns-slab zones', () => {
     expect(rows[0].writePointer).toBe(8192);
     expect(rows[0].epoch).toBeNull();
     expect(run('zones', devDir).stdout.split('\n')[0]).not.toMatch(/epoch/);
+  });
+
+  it('report and info change nothing on an emulated device: a part-written last block (a write landing) is left as it is', () => {
+    const devDir = path.join(tmp.dir, 'landing-device');
+    const dev = createEmulatedDevice(devDir, { ...SMALL_GEOMETRY, zoneCount: 8 });
+    dev.write(0, Buffer.alloc(8192, 1));
+    dev.close();
+    // A store beside this would be writing zone 0: the file already holds part of the next block.
+    fs.appendFileSync(emulatedZoneFile(devDir, 0), Buffer.alloc(100, 2));
+    for (const args of [['zones', devDir, '--json'], ['zones', 'report', devDir, '--json'], ['zones', 'info', devDir]]) {
+      const r = run(...args);
+      expect(r.status, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(fs.statSync(emulatedZoneFile(devDir, 0)).size, args.join(' ')).toBe(8192 + 100);
+    }
+    // Whole blocks only count, as a reopen would count them.
+    expect(JSON.parse(run('zones', devDir, '--json').stdout)[0].writePointer).toBe(8192);
   });
 });
