@@ -28,7 +28,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const socket = `zns-slab-watch-${process.pid}`;
 
 function tmux(...args: string[]): string {
-  const r = spawnSync(TMUX!, ['-L', socket, ...args], { encoding: 'utf8', env: { ...process.env, LANG: 'C.UTF-8' } });
+  // Colour is each test's choice: not inherited from CI's NO_COLOR (the tmux server passes its environment on).
+  const { NO_COLOR: _n, FORCE_COLOR: _f, ...env } = process.env;
+  const r = spawnSync(TMUX!, ['-L', socket, ...args], { encoding: 'utf8', env: { ...env, LANG: 'C.UTF-8' } });
   if (r.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
