@@ -19,6 +19,7 @@ import { type ColorBy, renderZoneMap } from './zoneMap.js';
 import { ZoneToolExit, isZoneVerb, runZoneVerb } from './zoneVerbs.js';
 import { WATCH_DEFAULT_INTERVAL_MS, intervalProblem, watchZones } from './watch.js';
 import { SERVE_DEFAULT_HOST, SERVE_DEFAULT_PORT, SERVE_LOOPBACK_HOSTS, serve } from './serve.js';
+import { humanBytes } from './text.js';
 
 const HELP: Record<string, string> = {
   main: `zns-slab: inspect zns-slab stores and zoned devices
@@ -200,17 +201,6 @@ function err(text: string): void {
   process.stderr.write(text);
 }
 
-/** Bytes in the unit a person reads at a glance. */
-function mib(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 const pct = (n: number | null) => (n === null ? 'n/a' : `${n.toFixed(1)}%`);
 
 function intFlag(args: Args, name: string): number | undefined {
@@ -225,16 +215,16 @@ function statsText(s: GlobalStats): string {
   const c = s.counters;
   const lines = [
     `zns-slab stats (schema v${s.version}) for ${path.resolve(s.store)}, taken ${s.takenAt}`,
-    `device: ${s.device.kind}, ${g.zoneCount} zones of ${mib(g.zoneSize)} (capacity ${mib(g.zoneCapacity)}), at most ${g.maxOpenZones || 'any'} open / ${g.maxActiveZones || 'any'} active`,
+    `device: ${s.device.kind}, ${g.zoneCount} zones of ${humanBytes(g.zoneSize)} (capacity ${humanBytes(g.zoneCapacity)}), at most ${g.maxOpenZones || 'any'} open / ${g.maxActiveZones || 'any'} active`,
     `zones: ${s.zones.owned} owned, ${s.zones.free} free, ${s.zones.active} active, ${s.zones.open} open, ${s.zones.full} full, ${s.zones.needingReset} needing reset, ${s.zones.unusable} unusable`,
-    `objects: ${s.liveObjects} live in ${s.slabs} slabs; live ${mib(s.derived.liveBytes)}, dead ${mib(s.derived.deadBytes)} in owned zones; ` +
-      `write amplification ${s.derived.writeAmplification ?? 'n/a'} (${mib(c.deviceBytesWritten)} written for ${mib(c.userBytesPut)} put)`,
+    `objects: ${s.liveObjects} live in ${s.slabs} slabs; live ${humanBytes(s.derived.liveBytes)}, dead ${humanBytes(s.derived.deadBytes)} in owned zones; ` +
+      `write amplification ${s.derived.writeAmplification ?? 'n/a'} (${humanBytes(c.deviceBytesWritten)} written for ${humanBytes(c.userBytesPut)} put)`,
     `why slow? new slabs ${c.slowPathCacheMiss} (partial null ${c.currentPartialNull}, partial full ${c.currentPartialFull}), ` +
       `ids recycled ${c.slabsRecycled} / new ${c.slabsOverflowed} (recycle rate ${pct(s.derived.recycleRatePct)}), hot reuse ${c.slabsReusedHot}, ` +
-      `refused (epoch closed) ${c.slowPathEpochClosed}, lease commits ${c.leaseCommits}, zones finished early ${c.zonesFinishedEarly} (${mib(c.finishWasteBytes)} left unwritten)`,
-    `space back? zone resets ${c.zoneResets} (${mib(c.zoneResetBytes)}), reset failures ${c.zoneResetFailures}, recovery resets ${c.recoveryZoneResets}, slabs freed ${c.slabsFreed}, net slabs ${s.derived.netSlabs}`,
-    `zone GC: ${s.gc.enabled ? 'on' : 'not running (a read-only open; a writer sets it per open)'}; space amplification ${s.derived.spaceAmplification ?? 'n/a'} (${mib(s.gc.bytesWritten)} held for ${mib(s.gc.bytesLive)} live); ` +
-      `collected ${c.gcZonesCollected} zones (${mib(c.gcBytesFreed)} back), moved ${c.gcSlabsMoved} slabs (${mib(c.gcBytesMoved)}) in ${(c.gcMs / 1000).toFixed(2)} s; failed steps ${c.gcStepFailures}`,
+      `refused (epoch closed) ${c.slowPathEpochClosed}, lease commits ${c.leaseCommits}, zones finished early ${c.zonesFinishedEarly} (${humanBytes(c.finishWasteBytes)} left unwritten)`,
+    `space back? zone resets ${c.zoneResets} (${humanBytes(c.zoneResetBytes)}), reset failures ${c.zoneResetFailures}, recovery resets ${c.recoveryZoneResets}, slabs freed ${c.slabsFreed}, net slabs ${s.derived.netSlabs}`,
+    `zone GC: ${s.gc.enabled ? 'on' : 'not running (a read-only open; a writer sets it per open)'}; space amplification ${s.derived.spaceAmplification ?? 'n/a'} (${humanBytes(s.gc.bytesWritten)} held for ${humanBytes(s.gc.bytesLive)} live); ` +
+      `collected ${c.gcZonesCollected} zones (${humanBytes(c.gcBytesFreed)} back), moved ${c.gcSlabsMoved} slabs (${humanBytes(c.gcBytesMoved)}) in ${(c.gcMs / 1000).toFixed(2)} s; failed steps ${c.gcStepFailures}`,
     `operations: puts ${c.puts}, gets ${c.gets}, frees ${c.frees}, flushes ${c.flushes}`,
     '',
     `epochs (current ${s.epochCurrent}):`,
@@ -249,7 +239,7 @@ function statsText(s: GlobalStats): string {
 }
 
 function epochRow(e: EpochStats): string {
-  return `  ${String(e.epoch).padEnd(7)}${e.state.padEnd(9)}${String(e.zones).padStart(6)}${String(e.slabs).padStart(8)}${String(e.liveObjects).padStart(11)}${mib(e.liveBytes).padStart(12)}${mib(e.deadBytes).padStart(12)}${mib(e.reclaimableBytes).padStart(13)}`;
+  return `  ${String(e.epoch).padEnd(7)}${e.state.padEnd(9)}${String(e.zones).padStart(6)}${String(e.slabs).padStart(8)}${String(e.liveObjects).padStart(11)}${humanBytes(e.liveBytes).padStart(12)}${humanBytes(e.deadBytes).padStart(12)}${humanBytes(e.reclaimableBytes).padStart(13)}`;
 }
 
 function classRow(k: ClassStats): string {
@@ -335,7 +325,7 @@ function parseRange(spec: string, count: number): [number, number] {
 function gcCell(z: ZoneStats): string {
   if (z.collecting) return 'collecting';
   if (z.head !== null) return `${z.head} head`;
-  return z.gcGainBytes > 0 && z.gcGainBytes >= GC_MIN_GAIN_FRACTION * z.capacity ? `+${mib(z.gcGainBytes)}` : '-';
+  return z.gcGainBytes > 0 && z.gcGainBytes >= GC_MIN_GAIN_FRACTION * z.capacity ? `+${humanBytes(z.gcGainBytes)}` : '-';
 }
 
 function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
@@ -343,13 +333,13 @@ function zonesTable(rows: readonly ZoneStats[], forStore: boolean): string {
   const body = rows.map((z) => [
     String(z.index),
     `0x${z.start.toString(16)}`,
-    mib(z.size),
-    mib(z.capacity),
+    humanBytes(z.size),
+    humanBytes(z.capacity),
     `0x${z.writePointer.toString(16)}`,
     z.fillPct.toFixed(1),
     z.type,
     z.damaged ? `${z.condition} DAMAGED` : z.condition,
-    ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), mib(z.liveBytes), mib(z.deadBytes), gcCell(z)] : []),
+    ...(forStore ? [z.epoch === null ? '-' : String(z.epoch), z.epochState ?? '-', String(z.slabs), humanBytes(z.liveBytes), humanBytes(z.deadBytes), gcCell(z)] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();

@@ -11,6 +11,7 @@
  */
 import { type Observation, type ObservedZone, Observer } from '../engine/observe.js';
 import { ZnsSlabError } from '../errors.js';
+import { humanBytes } from './text.js';
 
 /** Default time between two frames, in milliseconds. */
 export const WATCH_DEFAULT_INTERVAL_MS = 1000;
@@ -75,17 +76,6 @@ export interface FrameOptions {
   now?: Date;
 }
 
-/** Bytes as a person reads them at a glance. */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = n;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 
 function sgr(on: boolean, code: string, text: string): string {
   return on ? `${ESC}${code}m${text}${RESET}` : text;

@@ -30,6 +30,7 @@ import { LOCK_FILE } from '../zns/lock.js';
 import { type LibzbdDevice } from '../zns/libzbd.js';
 import { isBlockDevice, openZonedDevice } from '../zns/open.js';
 import { observeZonedDevice } from '../zns/observe.js';
+import { humanBytes } from './text.js';
 
 /** The zone tool's exit codes (0, 1 and 2 are every zns-slab command's). */
 export const ZoneToolExit = {
@@ -555,15 +556,4 @@ export function zoneList(zones: readonly number[]): string {
   return ranges.length > MESSAGE_MAX_RANGES ? `${ranges.slice(0, MESSAGE_MAX_RANGES).join(', ')} and ${ranges.length - MESSAGE_MAX_RANGES} more ranges` : ranges.join(', ');
 }
 
-/** Bytes in the unit a person reads at a glance (1 decimal). */
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = n;
-  let unit = 0;
-  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 

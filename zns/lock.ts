@@ -10,7 +10,8 @@ import { ErrorCode, ZnsSlabError } from '../errors.js';
 export const LOCK_FILE = 'device.lock';
 const heldHere = new Set<string>();
 
-function alive(pid: number): boolean {
+/** The process `pid` is alive (EPERM: alive, someone else's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -49,7 +50,7 @@ export function lockFolder(dir: string, what: string): FolderLock {
       }
     }
     const owner = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
-    if (Number.isSafeInteger(owner) && owner !== process.pid && alive(owner)) {
+    if (Number.isSafeInteger(owner) && owner !== process.pid && processAlive(owner)) {
       throw new ZnsSlabError(ErrorCode.DEVICE_LOCKED, `${what} ${dir} is open in process ${owner} (by another store)`);
     }
     // Left by a process that died (or by this pid in an earlier life): take it over.

@@ -18,7 +18,7 @@ import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { alignedBuffer, DIRECT_IO_MIN_ALIGN } from './aligned.js';
 import { type DeviceGeometry, type DeviceKind, type Zone, type ZonedDevice, MIN_ZONE_COUNT, ZoneCondition, ZoneType, locateInZone } from './device.js';
 import { EMULATED_FORMAT, EMULATED_FORMAT_VERSION, emulatedZoneFile, validateGeometry } from './emulated.js';
-import { LOCK_FILE } from './lock.js';
+import { LOCK_FILE, processAlive } from './lock.js';
 import { isBlockDevice } from './open.js';
 import { ZBD_RO_ALL, ZBD_ZONE_SIZE, decodeZbdZone, errnoName, libzbd, zbdOpen } from '../native/libzbd.js';
 
@@ -83,15 +83,6 @@ function readEmulatedMeta(dir: string): EmulatedMetaFile {
   if (meta.version !== EMULATED_FORMAT_VERSION) throw new ZnsSlabError(ErrorCode.FORMAT_VERSION, `emulated device format ${meta.version} is not ${EMULATED_FORMAT_VERSION}`);
   validateGeometry(meta.geometry);
   return meta;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export class EmulatedDeviceObserver extends ObserverBase implements DeviceObserver {
@@ -178,7 +169,7 @@ export class EmulatedDeviceObserver extends ObserverBase implements DeviceObserv
       return null;
     }
     const pid = Number.parseInt(text, 10);
-    return Number.isSafeInteger(pid) && pid > 0 && alive(pid) ? pid : null;
+    return Number.isSafeInteger(pid) && pid > 0 && processAlive(pid) ? pid : null;
   }
 
   close(): void {
