@@ -12,6 +12,12 @@
  * - bytes between a FULL zone's capacity and its size read as zeroes, as the emulation does,
  *   without asking a drive that may reject LBAs past the capacity.
  *
+ * - one error code per cause: the kernel splits a write longer than the device's largest
+ *   request (queue/max_sectors_kb), and a zone limit refused on the first request of a split
+ *   write comes back EIO, not ETOOMANYREFS / EOVERFLOW (the later requests fail off the write
+ *   pointer). A long write to a zone that is not open sends its first request alone, so the
+ *   kernel's answer to the one request that opens the zone is the one we map (issue 14).
+ *
  * Write pointers are tracked here after one report at open (this object is the device's only
  * writer); whenever the tracked state and a request disagree, the zone is re-reported before
  * anything is refused.
@@ -108,6 +114,12 @@ export class LibzbdDevice implements ZonedDevice {
   readonly geometry: DeviceGeometry;
   readonly info: ZbdInfo;
   readonly io: LibzbdIoPath;
+  /**
+   * The most bytes the kernel sends to the device in one write request (sysfs
+   * queue/max_sectors_kb); one block when sysfs does not say (then every long write to a zone
+   * that is not open sends one block alone first).
+   */
+  readonly maxRequestBytes: number;
   /** Always: libzbd opens the device with O_DIRECT. */
   readonly direct = true;
   private readonly lib: LibzbdApi;
@@ -136,6 +148,7 @@ export class LibzbdDevice implements ZonedDevice {
     assert(lbs > 0 && (lbs & (lbs - 1)) === 0, `logical block size ${lbs} is a power of two`);
     this.align = Math.max(lbs, DIRECT_IO_MIN_ALIGN);
     this.bounce = new BounceBuffer(this.align);
+    this.maxRequestBytes = maxRequestBytes(path, this.align);
     // A runt last zone (device size not a multiple of the zone size) is left out.
     const zoneCount = Math.min(info.nrZones, Math.floor((info.nrSectors * 512) / info.zoneSize));
     if (zoneCount < MIN_ZONE_COUNT) {
@@ -298,7 +311,7 @@ export class LibzbdDevice implements ZonedDevice {
     const buf = this.bounce.get(data.length);
     buf.set(data);
     try {
-      this.transfer('write', buf, offset);
+      this.transfer('write', buf, offset, this.firstRequest(state, data.length));
     } catch (err) {
       throw this.writeError(zone, offset, data.length, err);
     }
@@ -319,15 +332,29 @@ export class LibzbdDevice implements ZonedDevice {
     if (this.background.has(zone)) {
       throw new ZnsSlabError(ErrorCode.ZONE_WRITE_POINTER, `write at ${offset} in zone ${zone}, which has a write in flight (one at a time per zone)`);
     }
-    let shared = data;
-    if (!(data.buffer instanceof SharedArrayBuffer) || !isAligned(data, this.align)) {
-      shared = alignedShared(data.length, this.align);
-      shared.set(data);
-    }
     void within;
-    this.background.start(zone, this.fd, shared, offset, offset);
-    // The drive opens the zone when it takes the write.
     const state = this.zones[zone]!;
+    // A write the kernel would split, to a zone that is not open: its first request is sent
+    // here, alone and synchronously (once per zone opening), so that a zone limit comes back
+    // with its own errno; the worker writes the rest, and the write ends as one.
+    const first = this.firstRequest(state, data.length);
+    if (first > 0) {
+      const head = this.bounce.get(first);
+      head.set(data.subarray(0, first));
+      try {
+        this.transfer('write', head, offset);
+      } catch (err) {
+        throw this.writeError(zone, offset, data.length, err);
+      }
+    }
+    const rest = data.subarray(first);
+    let shared = rest;
+    if (!(rest.buffer instanceof SharedArrayBuffer) || !isAligned(rest, this.align)) {
+      shared = alignedShared(rest.length, this.align);
+      shared.set(rest);
+    }
+    this.background.start(zone, this.fd, shared, offset + first, offset, first);
+    // The drive opens the zone when it takes the write.
     if (state.type !== ZoneType.CONVENTIONAL && state.condition !== ZoneCondition.EXPLICIT_OPEN) state.condition = ZoneCondition.IMPLICIT_OPEN;
   }
 
@@ -524,11 +551,24 @@ export class LibzbdDevice implements ZonedDevice {
     return new ZnsSlabError(ErrorCode.DEVICE_IO, `${what} on ${this.path} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 
-  /** Moves all of `buf` to or from `position`, resuming after short transfers. */
-  private transfer(dir: 'read' | 'write', buf: Buffer, position: number): void {
+  /**
+   * Bytes of a write to send as a request of their own before the rest: the kernel would split
+   * a write longer than one request, and a zone that is not open is opened (or refused at a
+   * limit) by the first request. 0: send it whole.
+   */
+  private firstRequest(state: ZoneState, length: number): number {
+    if (state.type === ZoneType.CONVENTIONAL || zoneIsOpen(state.condition)) return 0;
+    return length > this.maxRequestBytes ? this.maxRequestBytes : 0;
+  }
+
+  /**
+   * Moves all of `buf` to or from `position`, resuming after short transfers; the first
+   * `first` bytes (if not 0) in a request of their own.
+   */
+  private transfer(dir: 'read' | 'write', buf: Buffer, position: number, first = 0): void {
     let done = 0;
     while (done < buf.length) {
-      const part = buf.subarray(done);
+      const part = done === 0 && first > 0 ? buf.subarray(0, first) : buf.subarray(done);
       let n: number;
       if (this.io === 'koffi') {
         n = dir === 'read' ? this.lib.pread(this.fd, part, part.length, position + done) : this.lib.pwrite(this.fd, part, part.length, position + done);
@@ -613,6 +653,21 @@ export class LibzbdDevice implements ZonedDevice {
   private checkOpen(): void {
     if (this.closed) throw new ZnsSlabError(ErrorCode.CLOSED, `libzbd device ${this.path} is closed`);
   }
+}
+
+/**
+ * The device's largest write request in bytes, from /sys/block/NAME/queue/max_sectors_kb,
+ * rounded down to `align`; `align` when it cannot be read.
+ */
+function maxRequestBytes(devicePath: string, align: number): number {
+  try {
+    const name = fs.realpathSync(devicePath).split('/').pop()!;
+    const kb = Number(fs.readFileSync(`/sys/block/${name}/queue/max_sectors_kb`, 'utf8').trim());
+    if (Number.isSafeInteger(kb) && kb > 0) return Math.max(align, Math.floor((kb * 1024) / align) * align);
+  } catch {
+    // Not a whole disk, or no sysfs: the safe answer.
+  }
+  return align;
 }
 
 /**

@@ -363,7 +363,7 @@ export function sharedBuffer(bytes: number): Buffer {
 export class ZoneWrites {
   #queue: WriteQueue | undefined;
   /** Zone -> its write in flight. */
-  readonly #inFlight = new Map<number, { ticket: number; offset: number; length: number }>();
+  readonly #inFlight = new Map<number, { ticket: number; offset: number; length: number; done: number }>();
   /** Ends applied (by a wait inside the device) and not yet reported by `ended`. */
   #ended: WriteEnded[] = [];
   readonly #apply: (zone: number, length: number, end: WriteEnd) => ZnsSlabError | undefined;
@@ -377,10 +377,15 @@ export class ZoneWrites {
   }
 
   /** Starts writing `data` (shared memory) at `position` of `fd`: zone `zone`'s append at device offset `offset`. */
-  start(zone: number, fd: number, data: Uint8Array, position: number, offset: number): void {
+  /**
+   * `done`: bytes of this write at `offset` the caller already wrote itself (a first request
+   * sent alone); `data` is the rest, at `position`. The write is reported whole: `offset`, and
+   * `done` plus data's length, with `done` counted in the bytes written.
+   */
+  start(zone: number, fd: number, data: Uint8Array, position: number, offset: number, done = 0): void {
     assert(!this.#inFlight.has(zone), `zone ${zone} has no write in flight`);
     const ticket = (this.#queue ??= new WriteQueue()).start(fd, data, position, zone);
-    this.#inFlight.set(zone, { ticket, offset, length: data.length });
+    this.#inFlight.set(zone, { ticket, offset, length: done + data.length, done });
   }
 
   /** Writes that ended since the last call, applied; never blocks. */
@@ -427,7 +432,7 @@ export class ZoneWrites {
       assert(zone >= 0, `write ${end.ticket} ended in a zone with a write in flight`);
       const w = this.#inFlight.get(zone)!;
       this.#inFlight.delete(zone);
-      const error = this.#apply(zone, w.length, end);
+      const error = this.#apply(zone, w.length, w.done === 0 ? end : { ...end, written: w.done + end.written });
       this.#ended.push({ zone, offset: w.offset, length: w.length, error });
     }
   }

@@ -180,6 +180,77 @@ for (const path of DEVICES) {
       expect(dev.read(start, 1)[0]).toBe(3);
     });
 
+    // Issue 14: the kernel splits a write longer than max_sectors_kb into several requests; a
+    // zone limit refused on the first comes back EIO for the whole write. LibzbdDevice sends
+    // the first request of such a write alone, so the limit keeps its own code.
+    /** A write the kernel splits: two requests and a block. */
+    const splitLength = () => 2 * dev.maxRequestBytes + dev.geometry.logicalBlockSize;
+
+    it('knows the largest write request from sysfs (max_sectors_kb)', () => {
+      const name = fs.realpathSync(path).split('/').pop()!;
+      const kb = Number(fs.readFileSync(`/sys/block/${name}/queue/max_sectors_kb`, 'utf8').trim());
+      expect(dev.maxRequestBytes).toBe(kb * 1024);
+    });
+
+    it('gives the limit code for a split write to a zone past the open limit (the kernel alone says EIO or the limit)', () => {
+      const { zoneSize, maxOpenZones, maxActiveZones } = dev.geometry;
+      // The kernel checks the active limit first: where the limits are equal, that one trips.
+      const code = maxOpenZones < maxActiveZones ? ErrorCode.ZONE_OPEN_LIMIT : ErrorCode.ZONE_ACTIVE_LIMIT;
+      for (let z = 0; z < maxOpenZones; z++) dev.openZone(z);
+      const target = maxOpenZones;
+      const len = splitLength();
+      // Straight to the kernel: refused, and nothing of it lands.
+      const lib = libzbd();
+      expect(lib.pwrite(dev.fileDescriptor, alignedBlock(len, 9), len, target * zoneSize)).toBe(-1);
+      expect([Errno.EIO, Errno.ETOOMANYREFS]).toContain(lib.errno());
+      expect(kernelZone(dev.fileDescriptor, zoneSize, target).wp).toBe(target * zoneSize);
+      for (const how of ['write', 'writeStart'] as const) {
+        expect(() => dev[how](target * zoneSize, Buffer.alloc(len, 9))).toThrow(expect.objectContaining({ code }));
+        const z = kernelZone(dev.fileDescriptor, zoneSize, target);
+        expect([z.cond, z.wp]).toEqual([ZoneCondition.EMPTY, target * zoneSize]);
+      }
+      // One block (a single request) says the same.
+      expect(() => dev.write(target * zoneSize, Buffer.alloc(4096, 9))).toThrow(expect.objectContaining({ code }));
+      // With a zone closed, the same split write goes through whole.
+      dev.closeZone(0);
+      dev.write(target * zoneSize, Buffer.alloc(len, 9));
+      expect(kernelZone(dev.fileDescriptor, zoneSize, target).wp).toBe(target * zoneSize + len);
+      expect(dev.read(target * zoneSize + len - 1, 1)[0]).toBe(9);
+    });
+
+    it('gives ERR_ZONE_ACTIVE_LIMIT for a split write to an empty zone past the active limit', () => {
+      const { zoneSize, maxActiveZones, logicalBlockSize: lbs } = dev.geometry;
+      for (let z = 0; z < maxActiveZones; z++) {
+        dev.write(z * zoneSize, Buffer.alloc(lbs, 1));
+        dev.closeZone(z);
+      }
+      const target = maxActiveZones;
+      const len = splitLength();
+      for (const how of ['write', 'writeStart'] as const) {
+        expect(() => dev[how](target * zoneSize, Buffer.alloc(len, 9))).toThrow(expect.objectContaining({ code: ErrorCode.ZONE_ACTIVE_LIMIT }));
+        const z = kernelZone(dev.fileDescriptor, zoneSize, target);
+        expect([z.cond, z.wp]).toEqual([ZoneCondition.EMPTY, target * zoneSize]);
+      }
+      // A CLOSED zone (already active) takes the split write: its first request reopens it.
+      dev.write(zoneSize + lbs, Buffer.alloc(len, 5));
+      expect(kernelZone(dev.fileDescriptor, zoneSize, 1).wp).toBe(zoneSize + lbs + len);
+    });
+
+    it('ends a split background write as one write, its bytes all there', () => {
+      const { zoneSize, logicalBlockSize: lbs } = dev.geometry;
+      const len = splitLength();
+      const data = Buffer.alloc(len);
+      for (let i = 0; i < len; i += lbs) data.fill((i / lbs) & 0xff, i, i + lbs);
+      dev.writeStart(6 * zoneSize, data);
+      expect(dev.writesWait(6)).toEqual([{ zone: 6, offset: 6 * zoneSize, length: len, error: undefined }]);
+      expect(kernelZone(dev.fileDescriptor, zoneSize, 6).wp).toBe(6 * zoneSize + len);
+      expect(dev.read(6 * zoneSize, len).equals(data)).toBe(true);
+      // The next write, to the now open zone, goes whole.
+      dev.writeStart(6 * zoneSize + len, data);
+      expect(dev.writesWait(6)[0]!.error).toBeUndefined();
+      expect(dev.reportZones(6, 1)[0]!.writePointer).toBe(6 * zoneSize + 2 * len);
+    });
+
     it('reports the geometry the kernel exports in sysfs', () => {
       const name = path.split('/').pop()!;
       const sysfs = (f: string) => Number(fs.readFileSync(`/sys/block/${name}/queue/${f}`, 'utf8').trim());
