@@ -45,6 +45,17 @@ export {
   type ZonedDevice,
   type DeviceKind,
 } from './zns/device.js';
-export { createEmulatedDevice, openEmulatedDevice, EmulatedZonedDevice, DEFAULT_EMULATED_GEOMETRY, type EmulatedOpenOptions } from './zns/emulated.js';
+export {
+  createEmulatedDevice,
+  openEmulatedDevice,
+  EmulatedZonedDevice,
+  DEFAULT_EMULATED_GEOMETRY,
+  DEFAULT_EMULATED_PROFILE,
+  NULL_BLK_MAX_SECTORS_BYTES,
+  NVME_MDTS_BYTES,
+  type EmulatedOpenOptions,
+  type EmulatedProfile,
+  type EmulatedProfileName,
+} from './zns/emulated.js';
 export { openZonedDevice } from './zns/open.js';
 export { openLibzbdDevice, LibzbdDevice, type LibzbdOptions, type LibzbdIoPath } from './zns/libzbd.js';

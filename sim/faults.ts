@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { CatalogBatch, CatalogHooks } from '../catalog/catalog.js';
 import { ErrorCode, ZnsSlabError } from '../errors.js';
 import { type DeviceGeometry, type WriteEnded, type Zone, type ZonedDevice, ZoneCondition } from '../zns/device.js';
-import { emulatedZoneFile } from '../zns/emulated.js';
+import { EmulatedZonedDevice, NULL_BLK_MAX_SECTORS_BYTES, emulatedZoneFile } from '../zns/emulated.js';
 import { Rng } from './rng.js';
 
 export class CrashSignal extends Error {
@@ -161,8 +161,17 @@ export class FaultyDevice implements ZonedDevice {
   writesWait?: (zone?: number) => WriteEnded[];
   writesWaitAsync?: () => Promise<void>;
 
-  constructor(inner: ZonedDevice, control: FaultController, background?: Rng) {
+  /**
+   * Writes split into requests as Linux does (issue 14; the simulator turns it on by seed): an
+   * injected EIO or short write leaves its first k requests written (k seeded, below the
+   * request count), reported as ERR_DEVICE_IO. Undefined: the old rules (a short write keeps
+   * half its blocks).
+   */
+  private readonly split: Rng | undefined;
+
+  constructor(inner: ZonedDevice, control: FaultController, background?: Rng, split?: Rng) {
     this.background = background;
+    this.split = split;
     if (background !== undefined) {
       this.writeStart = (offset, data) => this.startWrite(offset, data);
       this.writesEnded = () => {
@@ -253,6 +262,14 @@ export class FaultyDevice implements ZonedDevice {
   write(offset: number, data: Uint8Array): void {
     const zone = Math.floor(offset / this.geometry.zoneSize);
     const kind = this.control.check('write', `write of ${data.length} bytes in zone ${zone}`);
+    if (this.split !== undefined && (kind === 'eio' || kind === 'short')) {
+      // The kernel's requests are done in order; the failing one ends the write, EIO.
+      const most = this.requestBytes();
+      const requests = Math.ceil(data.length / most);
+      const done = this.split.below(requests);
+      if (done > 0) this.innerWrite(zone, offset, data.subarray(0, done * most));
+      throw new ZnsSlabError(ErrorCode.DEVICE_IO, `write of ${data.length} bytes in zone ${zone}: I/O error after ${done} of ${requests} requests (injected EIO)`);
+    }
     if (kind === 'short') {
       // Part of the write happens (the kernel split it), then the rest fails.
       const block = this.geometry.logicalBlockSize;
@@ -265,8 +282,28 @@ export class FaultyDevice implements ZonedDevice {
       throw new ZnsSlabError(ErrorCode.DEVICE_IO, `write in zone ${zone}: short write (injected)`);
     }
     if (kind !== undefined) throw injected(kind, `write in zone ${zone}`);
-    this.inner.write(offset, data);
+    this.innerWrite(zone, offset, data);
+  }
+
+  /** The inner device's write; a failed one may have moved the write pointer (a split write): the bookkeeping follows the device. */
+  private innerWrite(zone: number, offset: number, data: Uint8Array): void {
+    try {
+      this.inner.write(offset, data);
+    } catch (err) {
+      if (err instanceof ZnsSlabError) {
+        const z = this.inner.reportZones(zone, 1)[0]!;
+        this.written[zone] = Math.min(z.writePointer - z.start, this.geometry.zoneCapacity);
+      }
+      throw err;
+    }
     this.written[zone]! += data.length;
+  }
+
+  /** The bytes in one request of the inner device's writes (its profile's, in whole blocks). */
+  private requestBytes(): number {
+    const most = this.inner instanceof EmulatedZonedDevice && this.inner.profile.name !== 'atomic' ? this.inner.profile.maxSectorsBytes : NULL_BLK_MAX_SECTORS_BYTES;
+    const block = this.geometry.logicalBlockSize;
+    return Math.max(block, most - (most % block));
   }
 
   private startWrite(offset: number, data: Uint8Array): void {

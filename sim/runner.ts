@@ -64,6 +64,16 @@ export function backgroundWritesFor(seed: number): boolean {
   return seed % 4 !== 0;
 }
 
+/**
+ * Whether the seed's device splits writes as Linux does (issue 14): the emulated device has the
+ * null_blk profile (writes split into 124 KiB requests, each checked alone), and an injected
+ * write failure leaves a seeded number of its first requests written, reported as EIO: two
+ * seeds in three. Replays saved before it existed run without (the `atomic` profile).
+ */
+export function splitWritesFor(seed: number): boolean {
+  return seed % 3 !== 0;
+}
+
 /** A gc op without a budget still stops here: moving more than this many device capacities in one call is a livelock. */
 const UNBOUNDED_GC_DEVICE_PASSES = 3;
 
@@ -154,6 +164,8 @@ export interface RunOptions {
   gc?: GcOptions | false;
   /** Background device writes (a replay's); default: the seed's (backgroundWritesFor). */
   backgroundWrites?: boolean;
+  /** Writes split into requests (a replay's); default: the seed's (splitWritesFor). */
+  splitWrites?: boolean;
   /** Called every `every` operations with the step number. */
   progress?: (step: number) => void;
 }
@@ -198,14 +210,18 @@ class Sim {
   /** The seeded order in which background writes end (undefined: the device writes synchronously). */
   private readonly background: Rng | undefined;
 
-  constructor(dir: string, seed: number, gc: GcOptions | false | undefined, backgroundWrites: boolean) {
+  /** The seeded number of requests a failed split write gets done (undefined: writes are not split). */
+  private readonly split: Rng | undefined;
+
+  constructor(dir: string, seed: number, gc: GcOptions | false | undefined, backgroundWrites: boolean, splitWrites: boolean) {
     this.background = backgroundWrites ? new Rng(seed ^ 0x5eedb6) : undefined;
+    this.split = splitWrites ? new Rng(seed ^ 0x5b117) : undefined;
     this.storeDir = path.join(dir, 'store');
     this.deviceDir = path.join(dir, 'device');
     this.geometry = SIM_GEOMETRIES[seed % SIM_GEOMETRIES.length]!;
     this.config = simConfigFor(seed);
     this.gcOptions = gc === undefined ? this.config.gc : gc;
-    createEmulatedDevice(this.deviceDir, this.geometry).close();
+    createEmulatedDevice(this.deviceDir, this.geometry, { profile: splitWrites ? 'null_blk' : 'atomic' }).close();
     this.open();
     this.current = this.store.epochCurrent();
     this.epochs.set(this.current, { id: this.current, state: 'ACTIVE', durable: 'ACTIVE', ephemeral: false });
@@ -229,7 +245,7 @@ class Sim {
   private open(): void {
     this.ctl.enabled = false;
     try {
-      this.device = new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background);
+      this.device = new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background, this.split);
       this.store = openStoreWith(this.storeDir, { device: this.device, gc: this.gcOptions }, { catalogHooks: this.ctl.catalogHooks() });
     } catch (err) {
       this.fail(`the store refused to open: ${describeError(err)}`);
@@ -844,7 +860,7 @@ class Sim {
     const files = fs.readdirSync(this.deviceDir).filter((f) => f.startsWith('zone-')).length;
     let code: string | undefined;
     try {
-      openStoreWith(this.storeDir, { device: new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background) }, {}).close();
+      openStoreWith(this.storeDir, { device: new FaultyDevice(openEmulatedDevice(this.deviceDir), this.ctl, this.background, this.split) }, {}).close();
     } catch (err) {
       code = (err as ZnsSlabError).code;
     }
@@ -1021,7 +1037,7 @@ async function runWith(seed: number, options: Omit<RunOptions, 'seed'>, next: (s
   let sim: Sim | undefined;
   let step = 0;
   try {
-    sim = new Sim(dir, seed, options.gc, options.backgroundWrites ?? backgroundWritesFor(seed));
+    sim = new Sim(dir, seed, options.gc, options.backgroundWrites ?? backgroundWritesFor(seed), options.splitWrites ?? splitWritesFor(seed));
     for (let op = next(sim); op !== undefined; op = next(sim)) {
       await sim.run(op, step);
       step++;

@@ -55,6 +55,57 @@ export const DEFAULT_EMULATED_GEOMETRY: DeviceGeometry = Object.freeze({
   maxActiveZones: 14,
 });
 
+/**
+ * Linux's `max_sectors_kb` for null_blk (124 KiB): the block layer splits a longer write into
+ * requests of at most this many bytes, and the device checks each on its own.
+ */
+export const NULL_BLK_MAX_SECTORS_BYTES = 124 * 1024;
+/** QEMU's NVMe controller's largest transfer (MDTS, 512 KiB): Linux's `max_sectors_kb` for it. */
+export const NVME_MDTS_BYTES = 512 * 1024;
+
+/**
+ * Which device the emulation behaves as where devices differ (docs/DEVICES.md has the table):
+ * - `null_blk`: Linux's null_blk (drivers/block/null_blk/zoned.c). Writes are split into
+ *   requests of at most `maxSectorsBytes` and at zone ends; a failed split write reports
+ *   ERR_DEVICE_IO with its earlier requests written (the write pointer moved); the implicitly
+ *   open zone closed to make room is found round-robin from the last one closed
+ *   (null_close_imp_open_zone); a zone filled by writes reads 0xFF past its capacity.
+ * - `nvme`: QEMU's NVMe ZNS (hw/nvme/ctrl.c), with the same splitting (at `maxSectorsBytes`,
+ *   default the MDTS): the oldest implicitly opened zone is closed to make room, before the
+ *   active limit is checked (nvme_zrm_auto_transition_zone, then nvme_aor_check); an opened
+ *   zone closed with no data stays CLOSED and active (nvme_zrm_close); finish takes no
+ *   resources (nvme_zrm_finish).
+ * - `atomic`: the emulation before profiles: every write is one request, all or nothing;
+ *   null_blk's rules otherwise, the lowest-numbered implicitly open zone closed for room.
+ */
+export type EmulatedProfileName = 'null_blk' | 'nvme' | 'atomic';
+
+export interface EmulatedProfile {
+  readonly name: EmulatedProfileName;
+  /** Most bytes per request (a multiple of the block size is used: rounded down, at least one block). Ignored by `atomic`. */
+  readonly maxSectorsBytes: number;
+}
+
+export const DEFAULT_EMULATED_PROFILE: EmulatedProfile = Object.freeze({ name: 'null_blk', maxSectorsBytes: NULL_BLK_MAX_SECTORS_BYTES });
+
+/** A profile from its name (with that device's request size) or a full description. */
+export function emulatedProfile(profile: EmulatedProfileName | Partial<EmulatedProfile> & { name: EmulatedProfileName }): EmulatedProfile {
+  const name = typeof profile === 'string' ? profile : profile.name;
+  if (name !== 'null_blk' && name !== 'nvme' && name !== 'atomic') {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `unknown emulated device profile ${JSON.stringify(name)} (null_blk, nvme or atomic)`);
+  }
+  const fallback = name === 'nvme' ? NVME_MDTS_BYTES : NULL_BLK_MAX_SECTORS_BYTES;
+  const maxSectorsBytes = typeof profile === 'string' ? fallback : (profile.maxSectorsBytes ?? fallback);
+  if (!Number.isSafeInteger(maxSectorsBytes) || maxSectorsBytes <= 0) {
+    throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, `maxSectorsBytes must be a positive integer (got ${String(maxSectorsBytes)})`);
+  }
+  return Object.freeze({ name, maxSectorsBytes });
+}
+
+function sameProfile(a: EmulatedProfile, b: EmulatedProfile): boolean {
+  return a.name === b.name && a.maxSectorsBytes === b.maxSectorsBytes;
+}
+
 interface DeviceMeta {
   format: string;
   version: number;
@@ -69,6 +120,8 @@ interface DeviceMeta {
   offline: number[];
   /** Zones explicitly opened by a `keepOpenZones` handle: EXPLICIT_OPEN at the next open too. */
   open?: number[];
+  /** Which device it behaves as; absent in devices made before profiles: DEFAULT_EMULATED_PROFILE. */
+  profile?: EmulatedProfile;
 }
 
 interface ZoneState {
@@ -76,6 +129,8 @@ interface ZoneState {
   written: number;
   condition: ZoneCondition;
   finished: boolean;
+  /** When the zone last became IMPLICIT_OPEN (a counter): the nvme profile closes the oldest. */
+  implicitSince: number;
 }
 
 function isPowerOfTwo(n: number): boolean {
@@ -155,10 +210,17 @@ export class EmulatedZonedDevice implements ZonedDevice {
   private readonly pins = new Map<number, number>();
   /** fds let go (cache eviction, reset, close) while pinned: the last read to end closes them. */
   private readonly unpinnedClose = new Set<number>();
+  /** Which device the emulation behaves as (EmulatedProfile). */
+  readonly profile: EmulatedProfile;
+  /** null_blk's `imp_close_zone_no`: where the round-robin search for a zone to close starts. */
+  private impCloseZoneNo = 0;
+  /** Counts transitions to IMPLICIT_OPEN (ZoneState.implicitSince). */
+  private implicitClock = 0;
 
   /** Use `createEmulatedDevice` or `openEmulatedDevice`. */
   constructor(dir: string, meta: DeviceMeta, lock?: FolderLock, options: { direct?: boolean; keepOpenZones?: boolean } = {}) {
     this.path = dir;
+    this.profile = meta.profile ?? DEFAULT_EMULATED_PROFILE;
     this.direct = options.direct === true;
     this.keepOpenZones = options.keepOpenZones === true;
     this.align = Math.max(meta.geometry.logicalBlockSize, DIRECT_IO_MIN_ALIGN);
@@ -198,7 +260,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
         this.keptOpen.add(z);
       }
       if (zoneIsActive(condition)) this.activeCount++;
-      this.zones[z] = { written: aligned, condition, finished: finished.has(z) };
+      this.zones[z] = { written: aligned, condition, finished: finished.has(z), implicitSince: 0 };
     }
     // A device whose files were edited by hand could exceed the limit; the kernel would not
     // have let that happen, so we refuse rather than run outside the rules.
@@ -263,9 +325,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
     this.checkOpen();
     if (!(target instanceof Uint8Array)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'readInto: target must be a Uint8Array or Buffer');
     const length = target.byteLength;
-    const { zone, within, fromFile } = this.checkRead(offset, length);
-    // A finished zone reads back zeroes past its written bytes, as the kernel returns.
-    if (fromFile < length) target.fill(0, fromFile);
+    const { zone, within, fromFile, fill } = this.checkRead(offset, length);
+    // Past its written bytes a FULL zone reads back zeroes, or 0xFF (null_blk, past the capacity).
+    if (fromFile < length) target.fill(fill, fromFile);
     if (fromFile === 0) return;
     const what = `read in zone ${zone}`;
     if (!this.direct) {
@@ -294,10 +356,11 @@ export class EmulatedZonedDevice implements ZonedDevice {
     let zone: number;
     let within: number;
     let fromFile: number;
+    let fill: number;
     let fd: number;
     try {
       this.checkOpen();
-      ({ zone, within, fromFile } = this.checkRead(offset, length));
+      ({ zone, within, fromFile, fill } = this.checkRead(offset, length));
       fd = fromFile > 0 ? this.fd(zone) : -1;
     } catch (err) {
       return Promise.reject(err);
@@ -318,14 +381,14 @@ export class EmulatedZonedDevice implements ZonedDevice {
       need = fromFile;
       buf = buf.subarray(0, fromFile);
     }
-    if (fromFile === 0) return Promise.resolve(out.fill(0));
+    if (fromFile === 0) return Promise.resolve(out.fill(fill));
     this.pin(fd);
     return new Promise<Buffer>((resolve, reject) => {
       const finish = (err: ZnsSlabError | undefined): void => {
         this.unpin(fd);
         if (err === undefined && this.closed) err = new ZnsSlabError(ErrorCode.CLOSED, `emulated device at ${this.path} was closed while a read was in flight`);
         if (err !== undefined) return reject(err);
-        if (fromFile < length) out.fill(0, fromFile);
+        if (fromFile < length) out.fill(fill, fromFile);
         resolve(out);
       };
       const step = (done: number): void => {
@@ -340,8 +403,13 @@ export class EmulatedZonedDevice implements ZonedDevice {
     });
   }
 
-  /** Checks a read against its zone (offline, write pointer); `fromFile`: how many of its bytes the zone file holds. */
-  private checkRead(offset: number, length: number): { zone: number; within: number; fromFile: number } {
+  /**
+   * Checks a read against its zone (offline, write pointer); `fromFile`: how many of its bytes
+   * the zone file holds; `fill`: the byte the rest reads as (null_blk's null_transfer fills a
+   * read past the write pointer, which a zone filled by writes has at its capacity, with 0xFF;
+   * a finished zone's write pointer is its end: memory never written reads zeroes).
+   */
+  private checkRead(offset: number, length: number): { zone: number; within: number; fromFile: number; fill: number } {
     const { zone, within } = locateInZone(this.geometry, offset, length, 'read');
     const state = this.zones[zone]!;
     if (state.condition === ZoneCondition.OFFLINE) {
@@ -354,7 +422,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
         `read [${offset}, ${offset + length}) in zone ${zone} passes its write pointer ${this.zoneStart(zone) + wpWithin}`,
       );
     }
-    return { zone, within, fromFile: Math.max(0, Math.min(length, state.written - within)) };
+    const fill = this.profile.name === 'null_blk' && state.condition === ZoneCondition.FULL && !state.finished ? 0xff : 0;
+    return { zone, within, fromFile: Math.max(0, Math.min(length, state.written - within)), fill };
   }
 
   private pin(fd: number): void {
@@ -384,8 +453,67 @@ export class EmulatedZonedDevice implements ZonedDevice {
     return n;
   }
 
+  /**
+   * Writes `data` at `offset`. With the `null_blk` and `nvme` profiles, as Linux does: the write
+   * is split into requests of at most `profile.maxSectorsBytes` and at zone ends, done in order,
+   * each checked on its own; a request that fails ends the write, with the requests before it
+   * written (their zones' write pointers moved). A write of one request fails with its own
+   * error (ERR_ZONE_OPEN_LIMIT, ...); a write of several with ERR_DEVICE_IO, as the kernel's
+   * EIO, the request's error as `cause`. A write split at a zone end goes on into the next
+   * zone from its start. The `atomic` profile: one request, all or nothing, within one zone.
+   */
   write(offset: number, data: Uint8Array): void {
     this.checkOpen();
+    const requests = this.splitRequests(offset, data);
+    if (requests === undefined) return this.writeRequest(offset, data);
+    let done = 0;
+    for (const length of requests) {
+      try {
+        this.writeRequest(offset + done, data.subarray(done, done + length));
+      } catch (err) {
+        throw this.splitWriteFailed(offset, data.length, done, requests.length, err);
+      }
+      done += length;
+    }
+  }
+
+  /**
+   * The request lengths the kernel splits a write into (at `maxSectorsBytes`, rounded down to
+   * blocks, and at zone ends: the block layer's max_sectors and chunk_sectors), or undefined
+   * when it is one request or the profile is `atomic`. Checks what the kernel refuses before
+   * splitting (buffer, alignment, the device's end).
+   */
+  private splitRequests(offset: number, data: Uint8Array): number[] | undefined {
+    if (this.profile.name === 'atomic') return undefined;
+    if (!(data instanceof Uint8Array)) throw new ZnsSlabError(ErrorCode.INVALID_ARGUMENT, 'write data must be a Uint8Array or Buffer');
+    const g = this.geometry;
+    const lbs = g.logicalBlockSize;
+    if (data.length === 0 || data.length % lbs !== 0 || offset % lbs !== 0) return undefined; // refused as one request
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + data.length > g.zoneCount * g.zoneSize) return undefined; // refused likewise
+    const most = Math.max(lbs, this.profile.maxSectorsBytes - (this.profile.maxSectorsBytes % lbs));
+    const out: number[] = [];
+    for (let at = offset; at < offset + data.length; ) {
+      const toZoneEnd = g.zoneSize - (at % g.zoneSize);
+      const length = Math.min(most, toZoneEnd, offset + data.length - at);
+      out.push(length);
+      at += length;
+    }
+    return out.length > 1 ? out : undefined;
+  }
+
+  /** A split write's failure as the kernel reports it: EIO (the request's own error as cause). */
+  private splitWriteFailed(offset: number, length: number, done: number, requests: number, err: unknown): unknown {
+    if (!(err instanceof ZnsSlabError)) return err;
+    if (err.code === ErrorCode.CLOSED || err.code === ErrorCode.INVALID_ARGUMENT || err.code === ErrorCode.UNALIGNED_IO) return err;
+    return new ZnsSlabError(
+      ErrorCode.DEVICE_IO,
+      `write of ${length} bytes at ${offset} (${requests} requests of at most ${this.profile.maxSectorsBytes} bytes) failed after ${done} bytes: ${err.message}`,
+      { cause: err },
+    );
+  }
+
+  /** One request: all or nothing, in one zone. */
+  private writeRequest(offset: number, data: Uint8Array): void {
     const { zone, within, state } = this.beginWrite(offset, data);
     // O_DIRECT takes aligned memory only: an unaligned caller's bytes are copied first.
     if (this.direct && !isAligned(data, this.align)) {
@@ -412,7 +540,23 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   writeStart(offset: number, data: Uint8Array): void {
     this.checkOpen();
-    const { zone, within } = this.beginWrite(offset, data);
+    const requests = this.splitRequests(offset, data);
+    let zone: number;
+    let within: number;
+    if (requests !== undefined) {
+      const g = this.geometry;
+      const first = Math.floor(offset / g.zoneSize);
+      // A split write that crosses a zone end or passes the capacity is done here and now, as
+      // `write` (it has no WriteEnded); the engine never writes one. The rest go to the worker.
+      if (offset + data.length > first * g.zoneSize + g.zoneCapacity) return this.write(offset, data);
+      try {
+        ({ zone, within } = this.beginWrite(offset, data));
+      } catch (err) {
+        throw this.splitWriteFailed(offset, data.length, 0, requests.length, err);
+      }
+    } else {
+      ({ zone, within } = this.beginWrite(offset, data));
+    }
     // O_DIRECT: an unaligned image is copied into aligned shared memory of its own (it must
     // outlive this call, unlike the synchronous write's bounce buffer).
     if (this.direct && !isAligned(data, this.align)) {
@@ -443,6 +587,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
       this.wrote(zone, length);
       return undefined;
     }
+    // Split into requests (null_blk, nvme): the requests wholly written before the failure stay.
+    const most = Math.max(this.geometry.logicalBlockSize, this.profile.maxSectorsBytes - (this.profile.maxSectorsBytes % this.geometry.logicalBlockSize));
+    const kept = this.profile.name === 'atomic' ? 0 : Math.min(length - 1, end.written - (end.written % most));
+    if (kept > 0) this.wrote(zone, kept);
     this.truncateBack(zone, this.zones[zone]!.written);
     const cause = Object.assign(new Error(`${end.code || 'EIO'}: write failed after ${end.written} of ${length} bytes`), { code: end.code, errno: end.errno });
     return fsError(cause, `write of ${length} bytes in zone ${zone}`);
@@ -483,16 +631,10 @@ export class EmulatedZonedDevice implements ZonedDevice {
         `write of ${data.length} bytes at ${offset} passes zone ${zone}'s capacity (${this.geometry.zoneCapacity} bytes)`,
       );
     }
-    if (state.condition === ZoneCondition.EMPTY) {
-      this.checkActive(zone);
-      this.checkOpenResource(zone);
-      this.activeCount++;
-      this.openCount++;
+    if (state.condition === ZoneCondition.EMPTY || state.condition === ZoneCondition.CLOSED) {
+      this.takeOpenResources(zone, state);
       state.condition = ZoneCondition.IMPLICIT_OPEN;
-    } else if (state.condition === ZoneCondition.CLOSED) {
-      this.checkOpenResource(zone);
-      this.openCount++;
-      state.condition = ZoneCondition.IMPLICIT_OPEN;
+      state.implicitSince = ++this.implicitClock;
     }
     return { zone, within, state };
   }
@@ -522,15 +664,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
         state.condition = ZoneCondition.EXPLICIT_OPEN;
         break;
       case ZoneCondition.EMPTY:
-        this.checkActive(zone);
-        this.checkOpenResource(zone);
-        this.activeCount++;
-        this.openCount++;
-        state.condition = ZoneCondition.EXPLICIT_OPEN;
-        break;
       case ZoneCondition.CLOSED:
-        this.checkOpenResource(zone);
-        this.openCount++;
+        this.takeOpenResources(zone, state);
         state.condition = ZoneCondition.EXPLICIT_OPEN;
         break;
       default:
@@ -552,7 +687,8 @@ export class EmulatedZonedDevice implements ZonedDevice {
       throw new ZnsSlabError(ErrorCode.ZONE_CONDITION, `cannot close zone ${zone}, which is ${ZoneCondition[state.condition]}`);
     }
     this.openCount--;
-    if (state.written === 0) {
+    // QEMU's nvme_zrm_close leaves an opened zone CLOSED (and active) even with no data.
+    if (state.written === 0 && this.profile.name !== 'nvme') {
       this.activeCount--;
       state.condition = ZoneCondition.EMPTY;
     } else {
@@ -570,7 +706,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
       case ZoneCondition.FULL:
         return;
       case ZoneCondition.EMPTY:
-        // null_blk checks the resources of opening even though the zone goes straight to FULL.
+        // null_blk checks the resources of opening even though the zone goes straight to FULL;
+        // QEMU's nvme_zrm_finish takes an EMPTY zone to FULL with no check.
+        if (this.profile.name === 'nvme') break;
         this.checkActive(zone);
         this.checkOpenResource(zone);
         break;
@@ -580,9 +718,9 @@ export class EmulatedZonedDevice implements ZonedDevice {
         this.activeCount--;
         break;
       case ZoneCondition.CLOSED:
-        // Finishing a closed zone needs an open resource (null_blk, and the ZNS state machine
-        // passes through opened).
-        this.checkOpenResource(zone);
+        // Finishing a closed zone needs an open resource on null_blk (null_finish_zone); QEMU's
+        // nvme_zrm_finish only lets go of its active resource.
+        if (this.profile.name !== 'nvme') this.checkOpenResource(zone);
         this.activeCount--;
         break;
       default:
@@ -710,20 +848,70 @@ export class EmulatedZonedDevice implements ZonedDevice {
   }
 
   /**
+   * Takes the open resource (and for an EMPTY zone the active one) for opening `zone`, closing
+   * an implicitly open zone to make room as the profile's device does, or throws
+   * ERR_ZONE_ACTIVE_LIMIT / ERR_ZONE_OPEN_LIMIT.
+   */
+  private takeOpenResources(zone: number, state: ZoneState): void {
+    const activates = state.condition === ZoneCondition.EMPTY;
+    if (this.profile.name === 'nvme') {
+      // nvme_zrm_open_flags: nvme_zrm_auto_transition_zone closes the oldest implicitly opened
+      // zone at the open limit, then nvme_aor_check checks the active limit, then the open one
+      // (so a refused activation has already closed a zone).
+      if (this.openCount >= this.maxOpen) {
+        let oldest: number | undefined;
+        for (let z = 0; z < this.zones.length; z++) {
+          const s = this.zones[z]!;
+          if (s.condition === ZoneCondition.IMPLICIT_OPEN && (oldest === undefined || s.implicitSince < this.zones[oldest]!.implicitSince)) oldest = z;
+        }
+        if (oldest !== undefined) {
+          this.zones[oldest]!.condition = ZoneCondition.CLOSED;
+          this.openCount--;
+        }
+      }
+      if (activates) this.checkActive(zone);
+      if (this.openCount >= this.maxOpen) throw this.openLimitError(zone);
+    } else {
+      // null_check_zone_resources: the active limit (null_check_active), then null_check_open.
+      if (activates) this.checkActive(zone);
+      this.checkOpenResource(zone);
+    }
+    if (activates) this.activeCount++;
+    this.openCount++;
+  }
+
+  /**
    * As null_blk's null_check_open: at the open limit, close an implicitly open zone to make
-   * room, but only while the active count is under its limit.
+   * room, but only while the active count is under its limit. null_blk picks it round-robin
+   * from the one after the last it closed (null_close_imp_open_zone's imp_close_zone_no);
+   * the atomic profile the lowest-numbered.
    */
   private checkOpenResource(zone: number): void {
     if (this.openCount < this.maxOpen) return;
-    if (this.activeCount < this.maxActive) for (let z = 0; z < this.zones.length; z++) {
-      const s = this.zones[z]!;
-      if (z !== zone && s.condition === ZoneCondition.IMPLICIT_OPEN) {
-        s.condition = ZoneCondition.CLOSED;
+    if (this.activeCount < this.maxActive) {
+      const n = this.zones.length;
+      const roundRobin = this.profile.name === 'null_blk';
+      let z = roundRobin && this.impCloseZoneNo < n ? this.impCloseZoneNo : 0;
+      for (let i = 0; i < n; i++, z = (z + 1) % n) {
+        const s = this.zones[z]!;
+        if (z === zone || s.condition !== ZoneCondition.IMPLICIT_OPEN) continue;
         this.openCount--;
+        // __null_close_zone: a zone with no data goes back to EMPTY (not if a write is in flight).
+        if (roundRobin && s.written === 0 && !this.background.has(z)) {
+          s.condition = ZoneCondition.EMPTY;
+          this.activeCount--;
+        } else {
+          s.condition = ZoneCondition.CLOSED;
+        }
+        if (roundRobin) this.impCloseZoneNo = (z + 1) % n;
         return;
       }
     }
-    throw new ZnsSlabError(
+    throw this.openLimitError(zone);
+  }
+
+  private openLimitError(zone: number): ZnsSlabError {
+    return new ZnsSlabError(
       ErrorCode.ZONE_OPEN_LIMIT,
       `zone ${zone} cannot open: ${this.openCount} zones are open (the limit is ${this.maxOpen}) and none can be closed for it ` +
         `(all explicitly open, or ${this.activeCount} of ${this.maxActive} active)`,
@@ -778,6 +966,7 @@ export class EmulatedZonedDevice implements ZonedDevice {
     });
     const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: this.geometry, finished, offline: [...this.offline].sort((a, b) => a - b) };
     if (this.keptOpen.size > 0) meta.open = [...this.keptOpen].sort((a, b) => a - b);
+    meta.profile = this.profile;
     if (this.ownerId !== undefined) meta.owner = this.ownerId;
     if (this.floor !== undefined) meta.generationFloor = this.floor;
     try {
@@ -829,6 +1018,7 @@ function readMeta(dir: string): DeviceMeta | undefined {
   }
   if (typeof meta !== 'object' || meta === null) throw new ZnsSlabError(ErrorCode.INVALID_STORE, `${path.join(dir, META_FILE)} is not an emulated device's metadata`);
   validateGeometry(meta.geometry);
+  if (meta.profile !== undefined) meta.profile = emulatedProfile(meta.profile);
   meta.finished ??= [];
   meta.offline ??= [];
   return meta;
@@ -853,6 +1043,13 @@ export interface EmulatedOpenOptions {
    * zone tools (`zns-slab zones open`), as `blkzone open` leaves a kernel device's zone open.
    */
   keepOpenZones?: boolean;
+  /**
+   * Which device the emulation behaves as (EmulatedProfile; default DEFAULT_EMULATED_PROFILE,
+   * null_blk with 124 KiB requests). Chosen when the device is created and kept in
+   * `device.json`; opening an existing device with a different one is refused
+   * (ERR_GEOMETRY_MISMATCH). Without it an existing device keeps its own.
+   */
+  profile?: EmulatedProfileName | (Partial<EmulatedProfile> & { name: EmulatedProfileName });
 }
 
 export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeometry> = {}, options: EmulatedOpenOptions = {}): EmulatedZonedDevice {
@@ -873,7 +1070,8 @@ export function createEmulatedDevice(dir: string, geometry: Partial<DeviceGeomet
     }
     return withLock(dir, existing, options);
   }
-  const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: wanted, finished: [], offline: [] };
+  const profile = options.profile === undefined ? DEFAULT_EMULATED_PROFILE : emulatedProfile(options.profile);
+  const meta: DeviceMeta = { format: EMULATED_FORMAT, version: EMULATED_FORMAT_VERSION, geometry: wanted, finished: [], offline: [], profile };
   try {
     writeMeta(dir, meta);
   } catch (err) {
@@ -890,6 +1088,13 @@ export function openEmulatedDevice(dir: string, options: EmulatedOpenOptions = {
 }
 
 function withLock(dir: string, meta: DeviceMeta, options: EmulatedOpenOptions): EmulatedZonedDevice {
+  if (options.profile !== undefined) {
+    const wanted = emulatedProfile(options.profile);
+    const has = meta.profile ?? DEFAULT_EMULATED_PROFILE;
+    if (!sameProfile(has, wanted)) {
+      throw new ZnsSlabError(ErrorCode.GEOMETRY_MISMATCH, `emulated device at ${dir} has profile ${JSON.stringify(has)}, not ${JSON.stringify(wanted)}`);
+    }
+  }
   const lock = options.exclusive ? lockFolder(dir, 'emulated device') : undefined;
   try {
     return new EmulatedZonedDevice(dir, meta, lock, { direct: options.direct === true, keepOpenZones: options.keepOpenZones === true });

@@ -26,6 +26,7 @@ interface Replay {
   seed: number;
   gc?: GcOptions | false;
   backgroundWrites?: boolean;
+  splitWrites?: boolean;
   knownBug?: string;
   failsWith?: string;
   ops: Op[];
@@ -37,7 +38,7 @@ describe('saved replays of bugs the simulator found', () => {
   });
   for (const file of replays) {
     const saved = JSON.parse(fs.readFileSync(path.join(here, 'replays', file), 'utf8')) as Replay;
-    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false };
+    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false, splitWrites: saved.splitWrites ?? false };
     if (saved.knownBug !== undefined) {
       it(`${file} (known engine bug ${saved.knownBug}, not fixed yet: still fails with it)`, async () => {
         expect(saved.failsWith, `${file}: a knownBug replay says what it fails with`).toBeDefined();
