@@ -296,7 +296,13 @@ export class FaultyDevice implements ZonedDevice {
       }
       throw err;
     }
-    this.written[zone]! += data.length;
+    const last = Math.floor((offset + data.length - 1) / this.geometry.zoneSize);
+    if (last === zone) {
+      this.written[zone]! += data.length;
+      return;
+    }
+    // Split at zone ends (the null_blk and nvme profiles): each zone's share, from the device.
+    for (const z of this.inner.reportZones(zone, last - zone + 1)) this.written[z.index] = Math.min(z.writePointer - z.start, this.geometry.zoneCapacity);
   }
 
   /** The bytes in one request of the inner device's writes (its profile's, in whole blocks). */
