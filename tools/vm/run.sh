@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs one command inside a QEMU VM (Debian's stock kernel, software emulation) that has
 # zoned block devices: a null_blk zoned device made through configfs by tools/nullblk.sh
-# when --nullblk is given, and an emulated NVMe ZNS namespace at /dev/nvme0n1.
+# when --nullblk is given, and emulated NVMe ZNS namespaces at /dev/nvme0n1 (64 MiB zones) and
+# /dev/nvme0n2 (1 MiB zones, for the differential test).
 # The host's root is the guest's root (read-only, virtio-9p), so the host's node,
 # node_modules, libzbd and util-linux run inside; /tmp is a tmpfs.
 #
@@ -22,6 +23,13 @@ NVME_ZONE=64M
 NVME_ZONE_CAP=48M
 NVME_MAX_OPEN=14
 NVME_MAX_ACTIVE=14
+# A second, small namespace (/dev/nvme0n2) for the differential test (issue 14): 16 zones of
+# 1 MiB with 768 KiB capacity, open 4 / active 6, so limits and capacity are reached quickly.
+NVME2_BYTES=$((16 * 1024 * 1024))
+NVME2_ZONE=1M
+NVME2_ZONE_CAP=768K
+NVME2_MAX_OPEN=4
+NVME2_MAX_ACTIVE=6
 # Grace after SIGTERM before SIGKILL, so a stuck QEMU cannot outlive the timeout by much.
 KILL_GRACE_S=5
 
@@ -69,9 +77,12 @@ qemu=(qemu-system-x86_64 -M q35 -accel tcg -cpu max -smp "$SMP" -m "$MEM_MB"
   -virtfs "local,path=$out,mount_tag=vmout,security_model=none")
 if [[ $nvme == 1 ]]; then
   truncate -s "$NVME_BYTES" "$out/zns.img"
+  truncate -s "$NVME2_BYTES" "$out/zns2.img"
   qemu+=(-drive "file=$out/zns.img,id=zns0,format=raw,if=none"
     -device "nvme,id=nvme0,serial=znsslab0"
-    -device "nvme-ns,drive=zns0,bus=nvme0,nsid=1,logical_block_size=4096,physical_block_size=4096,zoned=true,zoned.zone_size=$NVME_ZONE,zoned.zone_capacity=$NVME_ZONE_CAP,zoned.max_open=$NVME_MAX_OPEN,zoned.max_active=$NVME_MAX_ACTIVE")
+    -device "nvme-ns,drive=zns0,bus=nvme0,nsid=1,logical_block_size=4096,physical_block_size=4096,zoned=true,zoned.zone_size=$NVME_ZONE,zoned.zone_capacity=$NVME_ZONE_CAP,zoned.max_open=$NVME_MAX_OPEN,zoned.max_active=$NVME_MAX_ACTIVE"
+    -drive "file=$out/zns2.img,id=zns1,format=raw,if=none"
+    -device "nvme-ns,drive=zns1,bus=nvme0,nsid=2,logical_block_size=4096,physical_block_size=4096,zoned=true,zoned.zone_size=$NVME2_ZONE,zoned.zone_capacity=$NVME2_ZONE_CAP,zoned.max_open=$NVME2_MAX_OPEN,zoned.max_active=$NVME2_MAX_ACTIVE")
 fi
 
 start=$(date +%s.%N)
