@@ -110,7 +110,7 @@ export function checkGcOptions(gc: unknown): Required<GcOptions> | undefined {
 export interface GcResult {
   zonesCollected: number;
   slabsMoved: number;
-  /** Device bytes GC wrote (the packed slabs). */
+  /** Device bytes GC wrote (the packed slabs); a move whose write failed counts, and its slab's next move again. */
   bytesMoved: number;
   /** Bytes the collected zones held, given back at their reset. */
   bytesFreed: number;

@@ -22,7 +22,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Op } from './ops.js';
 import type { GcOptions } from '../engine/gc.js';
-import { type RunResult, backgroundWritesFor, emptyResult, runOps, runSeed, simConfigFor, splitWritesFor } from './runner.js';
+import { type RunResult, type SimDeviceProfile, backgroundWritesFor, deviceProfileFor, emptyResult, replayProfile, runOps, runSeed, simConfigFor } from './runner.js';
 import { type CacheOp, type CacheRunResult, cacheConfigFor, runCacheOps, runCacheSeed, shrinkCache } from './cacheRunner.js';
 import { runAsMain } from './main.js';
 import { shrink } from './shrink.js';
@@ -105,17 +105,18 @@ const HELP = `npm run sim -- [options]
   --shrink-ms MS  time to shrink a failure (default 120000)
   --cache         the cache's simulator only; --no-cache the store's only
 Store seeds: geometry seed % 3, configuration (zone GC options, workload) floor(seed / 3) % 5,
-background device writes unless seed % 4 = 0.
+background device writes unless seed % 4 = 0, device profile (atomic, null_blk, nvme)
+(seed + floor(seed / 3)) % 3.
 `;
 
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   if (args.replay !== undefined) {
-    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; backgroundWrites?: boolean; splitWrites?: boolean; ops: Op[] };
+    const saved = JSON.parse(fs.readFileSync(args.replay, 'utf8')) as { seed: number; kind?: string; gc?: GcOptions | false; backgroundWrites?: boolean; splitWrites?: boolean; profile?: SimDeviceProfile; ops: Op[] };
     const result =
       saved.kind === 'cache'
         ? await runCacheOps(saved.seed, saved.ops as unknown as CacheOp[], { faults: args.faults })
-        : await runOps(saved.seed, saved.ops, { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false, splitWrites: saved.splitWrites ?? false });
+        : await runOps(saved.seed, saved.ops, { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false, profile: replayProfile(saved) });
     process.stdout.write(JSON.stringify({ replay: args.replay, seed: saved.seed, result }, null, 2) + '\n');
     if (result.failure) process.stderr.write(`still fails at step ${result.failure.step}: ${result.failure.message}\n`);
     else process.stderr.write('passes now\n');
@@ -141,7 +142,7 @@ async function main(): Promise<number> {
       const dir = path.resolve('sim-failures');
       fs.mkdirSync(dir, { recursive: true });
       const file = path.join(dir, `seed-${seed}.json`);
-      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, backgroundWrites: backgroundWritesFor(seed), splitWrites: splitWritesFor(seed), failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
+      fs.writeFileSync(file, JSON.stringify({ seed, gc: simConfigFor(seed).gc, backgroundWrites: backgroundWritesFor(seed), profile: deviceProfileFor(seed), failure: small.result.failure, ops: small.ops }, null, 1) + '\n');
       process.stderr.write(
         `seed ${seed} fails with ${small.ops.length} ops (${small.trials} trials): ${small.result.failure?.message}\n` +
           `  replay: npm run sim -- --replay ${path.relative(process.cwd(), file)}   (or --seed ${seed} --ops ${args.ops})\n`,

@@ -63,11 +63,14 @@ export const NULL_BLK_MAX_SECTORS_BYTES = 124 * 1024;
 /** QEMU's NVMe controller's largest transfer (MDTS, 512 KiB): Linux's `max_sectors_kb` for it. */
 export const NVME_MDTS_BYTES = 512 * 1024;
 
+/** Errors of a split write that are not a request's answer (the call itself is wrong): they end the write. */
+const NOT_A_REQUEST_ERROR: ReadonlySet<string> = new Set([ErrorCode.CLOSED, ErrorCode.INVALID_ARGUMENT, ErrorCode.UNALIGNED_IO]);
+
 /**
  * Which device the emulation behaves as where devices differ (docs/DEVICES.md has the table):
  * - `null_blk`: Linux's null_blk (drivers/block/null_blk/zoned.c). Writes are split into
- *   requests of at most `maxSectorsBytes` and at zone ends; a failed split write reports
- *   ERR_DEVICE_IO with its earlier requests written (the write pointer moved); the implicitly
+ *   requests of at most `maxSectorsBytes` and at zone ends, every one sent and checked on its
+ *   own (a failed request does not stop the rest; see `write` for the error); the implicitly
  *   open zone closed to make room is found round-robin from the last one closed
  *   (null_close_imp_open_zone); a zone filled by writes reads 0xFF past its capacity.
  * - `nvme`: QEMU's NVMe ZNS (hw/nvme/ctrl.c), with the same splitting (at `maxSectorsBytes`,
@@ -455,26 +458,36 @@ export class EmulatedZonedDevice implements ZonedDevice {
 
   /**
    * Writes `data` at `offset`. With the `null_blk` and `nvme` profiles, as Linux does: the write
-   * is split into requests of at most `profile.maxSectorsBytes` and at zone ends, done in order,
-   * each checked on its own; a request that fails ends the write, with the requests before it
-   * written (their zones' write pointers moved). A write of one request fails with its own
-   * error (ERR_ZONE_OPEN_LIMIT, ...); a write of several with ERR_DEVICE_IO, as the kernel's
-   * EIO, the request's error as `cause`. A write split at a zone end goes on into the next
-   * zone from its start. The `atomic` profile: one request, all or nothing, within one zone.
+   * is split into requests of at most `profile.maxSectorsBytes` and at zone ends, and every
+   * request is sent, in order, each checked on its own; one that fails does not stop the rest (a
+   * later request that lands at the write pointer is written: the kernel's bio has no "stop
+   * here"). The error is the first request's own (ERR_ZONE_OPEN_LIMIT, ...) when the first
+   * request failed, as LibzbdDevice reports it (it sends that request alone); otherwise
+   * ERR_DEVICE_IO, the kernel's EIO, with the first failed request's error as `cause`. A
+   * write split at a zone end goes on into the next zone from its start. The `atomic` profile:
+   * one request, all or nothing, within one zone.
    */
   write(offset: number, data: Uint8Array): void {
     this.checkOpen();
     const requests = this.splitRequests(offset, data);
     if (requests === undefined) return this.writeRequest(offset, data);
     let done = 0;
-    for (const length of requests) {
+    let written = 0;
+    let failed: { index: number; err: unknown } | undefined;
+    requests.forEach((length, index) => {
       try {
         this.writeRequest(offset + done, data.subarray(done, done + length));
+        written += length;
       } catch (err) {
-        throw this.splitWriteFailed(offset, data.length, done, requests.length, err);
+        // Only a device's answer to the request goes on to the next; anything else is ours.
+        if (!(err instanceof ZnsSlabError) || NOT_A_REQUEST_ERROR.has(err.code)) throw err;
+        failed ??= { index, err };
       }
       done += length;
-    }
+    });
+    if (failed === undefined) return;
+    if (failed.index === 0) throw failed.err;
+    throw this.splitWriteFailed(offset, data.length, written, requests.length, failed.err);
   }
 
   /**
@@ -501,13 +514,12 @@ export class EmulatedZonedDevice implements ZonedDevice {
     return out.length > 1 ? out : undefined;
   }
 
-  /** A split write's failure as the kernel reports it: EIO (the request's own error as cause). */
-  private splitWriteFailed(offset: number, length: number, done: number, requests: number, err: unknown): unknown {
-    if (!(err instanceof ZnsSlabError)) return err;
-    if (err.code === ErrorCode.CLOSED || err.code === ErrorCode.INVALID_ARGUMENT || err.code === ErrorCode.UNALIGNED_IO) return err;
+  /** A split write's failure after its first request, as the kernel reports it: EIO (the failed request's error as cause). */
+  private splitWriteFailed(offset: number, length: number, written: number, requests: number, err: unknown): ZnsSlabError {
+    const message = err instanceof Error ? err.message : String(err);
     return new ZnsSlabError(
       ErrorCode.DEVICE_IO,
-      `write of ${length} bytes at ${offset} (${requests} requests of at most ${this.profile.maxSectorsBytes} bytes) failed after ${done} bytes: ${err.message}`,
+      `write of ${length} bytes at ${offset} (${requests} requests of at most ${this.profile.maxSectorsBytes} bytes) failed; ${written} bytes of it were written: ${message}`,
       { cause: err },
     );
   }
@@ -546,17 +558,16 @@ export class EmulatedZonedDevice implements ZonedDevice {
     if (requests !== undefined) {
       const g = this.geometry;
       const first = Math.floor(offset / g.zoneSize);
-      // A split write that crosses a zone end or passes the capacity is done here and now, as
-      // `write` (it has no WriteEnded); the engine never writes one. The rest go to the worker.
-      if (offset + data.length > first * g.zoneSize + g.zoneCapacity) return this.write(offset, data);
-      try {
-        ({ zone, within } = this.beginWrite(offset, data));
-      } catch (err) {
-        throw this.splitWriteFailed(offset, data.length, 0, requests.length, err);
+      // A split write off the write pointer (a later request may land on it), or across a zone
+      // end or the capacity, is done here and now, as `write` (it has no WriteEnded); the engine
+      // never writes one. At the write pointer, a first request that fails fails them all (the
+      // rest are then off the pointer): it is the whole write's error. The rest go to the worker.
+      const state = this.zones[first];
+      if (state === undefined || offset !== first * g.zoneSize + state.written || offset + data.length > first * g.zoneSize + g.zoneCapacity) {
+        return this.write(offset, data);
       }
-    } else {
-      ({ zone, within } = this.beginWrite(offset, data));
     }
+    ({ zone, within } = this.beginWrite(offset, data));
     // O_DIRECT: an unaligned image is copied into aligned shared memory of its own (it must
     // outlive this call, unlike the synchronous write's bounce buffer).
     if (this.direct && !isAligned(data, this.align)) {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { CI_OPS, CI_SEEDS } from '../../sim/cli.js';
 import type { GcOptions } from '../../engine/gc.js';
 import type { Op } from '../../sim/ops.js';
-import { runOps, runSeed, simConfigFor } from '../../sim/runner.js';
+import { type SimDeviceProfile, replayProfile, runOps, runSeed, simConfigFor } from '../../sim/runner.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const replays = fs.readdirSync(path.join(here, 'replays')).filter((f) => f.endsWith('.json'));
@@ -27,6 +27,7 @@ interface Replay {
   gc?: GcOptions | false;
   backgroundWrites?: boolean;
   splitWrites?: boolean;
+  profile?: SimDeviceProfile;
   knownBug?: string;
   failsWith?: string;
   ops: Op[];
@@ -38,7 +39,7 @@ describe('saved replays of bugs the simulator found', () => {
   });
   for (const file of replays) {
     const saved = JSON.parse(fs.readFileSync(path.join(here, 'replays', file), 'utf8')) as Replay;
-    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false, splitWrites: saved.splitWrites ?? false };
+    const options = { ...(saved.gc !== undefined ? { gc: saved.gc } : {}), backgroundWrites: saved.backgroundWrites ?? false, profile: replayProfile(saved) };
     if (saved.knownBug !== undefined) {
       it(`${file} (known engine bug ${saved.knownBug}, not fixed yet: still fails with it)`, async () => {
         expect(saved.failsWith, `${file}: a knownBug replay says what it fails with`).toBeDefined();

@@ -13,7 +13,7 @@
  * The fixed seeds must show 0 divergences. A fresh seed's divergence is printed with its
  * shortest sequence (and written to /tmp/zns-differential.json); ZNS_DIFF_STRICT=1 makes it
  * fail the run too.
- * ZNS_DIFF_SEEDS and ZNS_DIFF_OPS change the 200 x 200.
+ * ZNS_DIFF_SEEDS and ZNS_DIFF_OPS change the 200 x 200; ZNS_DIFF_FIRST the first seed (1).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +36,8 @@ const PAIRS = (process.env['ZNS_TEST_DIFF'] ?? '')
     return { device: device!, profile: profile as EmulatedProfileName };
   });
 const SEEDS = Number(process.env['ZNS_DIFF_SEEDS'] ?? 200);
+/** The first fixed seed (seeds FIRST..FIRST+SEEDS-1), to run further seeds by hand. */
+const FIRST = Number(process.env['ZNS_DIFF_FIRST'] ?? 1);
 const OPS = Number(process.env['ZNS_DIFF_OPS'] ?? 200);
 const STRICT = process.env['ZNS_DIFF_STRICT'] === '1';
 /** Shrinking replays at most this many sequences per divergence kind, and shrinks for at most this long in all (bounded CI time). */
@@ -45,7 +47,9 @@ const SHRINK_MS = 20_000;
 /**
  * The kernel as it is: writes and zone operations go straight to the fd (pwrite, the zone
  * ioctls), so a write the kernel splits lands part way as it does, and a close leaves what the
- * drive leaves; an errno is named only as a limit or not. Reports and reads go through
+ * drive leaves; an errno is named only as a limit or not. A split write's first request is
+ * sent alone (the rest follow in one pwrite, as the kernel would send them), so its error is
+ * the first request's, the code both project devices give. Reports and reads go through
  * LibzbdDevice (its read contract: nothing past the write pointer, which the emulation shares).
  */
 function rawKernel(dev: LibzbdDevice): ZonedDevice {
@@ -59,6 +63,12 @@ function rawKernel(dev: LibzbdDevice): ZonedDevice {
     const e = lib.errno();
     const code = e === Errno.ETOOMANYREFS ? ErrorCode.ZONE_OPEN_LIMIT : e === Errno.EOVERFLOW ? ErrorCode.ZONE_ACTIVE_LIMIT : ErrorCode.DEVICE_IO;
     throw new ZnsSlabError(code, `${what}: ${errnoName(e)}`);
+  };
+  const most = Math.max(g.logicalBlockSize, dev.maxRequestBytes - (dev.maxRequestBytes % g.logicalBlockSize));
+  const send = (buf: Buffer, offset: number) => {
+    const n = lib.pwrite(fd, buf, buf.length, offset);
+    if (n < 0) fail(`write of ${buf.length} bytes at ${offset}`);
+    if (n !== buf.length) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short write: ${n} of ${buf.length}`);
   };
   const op = (name: string, code: number, zone: number) => {
     if (lib.zbd_zones_operation(fd, code, zone * g.zoneSize, g.zoneSize) !== 0) fail(`${name} zone ${zone}`);
@@ -74,9 +84,24 @@ function rawKernel(dev: LibzbdDevice): ZonedDevice {
     },
     write: (offset: number, data: Uint8Array) => {
       aligned.set(data);
-      const n = lib.pwrite(fd, aligned, data.length, offset);
-      if (n < 0) fail(`write of ${data.length} bytes at ${offset}`);
-      if (n !== data.length) throw new ZnsSlabError(ErrorCode.DEVICE_IO, `short write: ${n} of ${data.length}`);
+      // The first request of a write the kernel splits goes alone, then the rest whatever it
+      // met (the kernel sends every request): the same requests, and its error is the first
+      // request's own, as LibzbdDevice and the emulation report it.
+      const first = Math.min(data.length, most, g.zoneSize - (offset % g.zoneSize));
+      let firstError: ZnsSlabError | undefined;
+      try {
+        send(aligned.subarray(0, first), offset);
+      } catch (err) {
+        firstError = err as ZnsSlabError;
+      }
+      if (first < data.length) {
+        try {
+          send(aligned.subarray(first, data.length), offset + first);
+        } catch (err) {
+          throw firstError ?? err;
+        }
+      }
+      if (firstError) throw firstError;
     },
     resetZone: (z: number) => op('reset', ZbdZoneOp.RESET, z),
     openZone: (z: number) => op('open', ZbdZoneOp.OPEN, z),
@@ -107,8 +132,8 @@ for (const { device, profile } of PAIRS) {
       // Enough zones that both limits are reached often, few enough that they are.
       const zones = Math.min(g.zoneCount - 1, g.maxActiveZones + 2);
       const fresh = (Date.now() % 2_000_000_000) + 1_000_000;
-      const seeds = [...Array.from({ length: SEEDS }, (_, i) => i + 1), fresh];
-      process.stdout.write(`differential ${device}: seeds 1..${SEEDS} and fresh seed ${fresh}, ${OPS} ops each, zones 0..${zones - 1} of ${g.zoneCount} (${g.zoneSize} bytes, capacity ${g.zoneCapacity}, open ${g.maxOpenZones}, active ${g.maxActiveZones}, max request ${kernel.maxRequestBytes})\n`);
+      const seeds = [...Array.from({ length: SEEDS }, (_, i) => i + FIRST), fresh];
+      process.stdout.write(`differential ${device}: seeds ${FIRST}..${FIRST + SEEDS - 1} and fresh seed ${fresh}, ${OPS} ops each, zones 0..${zones - 1} of ${g.zoneCount} (${g.zoneSize} bytes, capacity ${g.zoneCapacity}, open ${g.maxOpenZones}, active ${g.maxActiveZones}, max request ${kernel.maxRequestBytes})\n`);
       const t0 = Date.now();
       const kinds = new Map<string, { seeds: number[]; report: string }>();
       let divergent = 0;

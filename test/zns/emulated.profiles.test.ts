@@ -77,7 +77,16 @@ describe('emulated device profiles', () => {
   describe('a write past the capacity partly happens (split into requests)', () => {
     it('null_blk: EIO, the write pointer moved by the whole requests that fit (6 x 124 KiB)', () => {
       const dev = device('null_blk', SMALL_CAPACITY);
-      expect(codeOf(() => dev.write(0, Buffer.alloc(768 * KiB + LBS, 5)))).toBe(ErrorCode.DEVICE_IO);
+      let err: unknown;
+      try {
+        dev.write(0, Buffer.alloc(768 * KiB + LBS, 5));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ZnsSlabError);
+      expect((err as ZnsSlabError).code).toBe(ErrorCode.DEVICE_IO);
+      // The kernel's EIO; the failed request's own error (the 7th request passes the capacity) as cause.
+      expect(((err as ZnsSlabError).cause as ZnsSlabError).code).toBe(ErrorCode.ZONE_WRITE_POINTER);
       expect(wp(dev, 0)).toBe(6 * 124 * KiB);
       expect(cond(dev, 0)).toBe(ZoneCondition.IMPLICIT_OPEN);
       expect(dev.read(0, 6 * 124 * KiB).every((b) => b === 5)).toBe(true);
@@ -123,11 +132,13 @@ describe('emulated device profiles', () => {
     expect(codeOf(() => device('atomic').write(0, data))).toBe(ErrorCode.ZONE_WRITE_POINTER);
   });
 
-  it('limit errors: one request gets the limit code, a split write EIO (null_blk)', () => {
+  it('limit errors: the limit code for a write of one request and for a split write (its first request is refused), as LibzbdDevice reports them', () => {
     const dev = device('null_blk');
     for (let z = 0; z < 4; z++) dev.openZone(z);
     expect(codeOf(() => dev.write(4 * ZONE, blocks(1)))).toBe(ErrorCode.ZONE_OPEN_LIMIT);
-    expect(codeOf(() => dev.write(4 * ZONE, blocks(32)))).toBe(ErrorCode.DEVICE_IO);
+    expect(codeOf(() => dev.write(4 * ZONE, blocks(32)))).toBe(ErrorCode.ZONE_OPEN_LIMIT);
+    expect(cond(dev, 4)).toBe(ZoneCondition.EMPTY);
+    expect(codeOf(() => dev.writeStart(4 * ZONE, new Uint8Array(new SharedArrayBuffer(32 * LBS))))).toBe(ErrorCode.ZONE_OPEN_LIMIT);
     expect(cond(dev, 4)).toBe(ZoneCondition.EMPTY);
     // The active limit: two closed zones, four open.
     for (let z = 0; z < 2; z++) {
@@ -136,12 +147,13 @@ describe('emulated device profiles', () => {
     }
     for (let z = 4; z < 6; z++) dev.openZone(z);
     expect(codeOf(() => dev.write(6 * ZONE, blocks(1)))).toBe(ErrorCode.ZONE_ACTIVE_LIMIT);
-    expect(codeOf(() => dev.write(6 * ZONE, blocks(32)))).toBe(ErrorCode.DEVICE_IO);
+    expect(codeOf(() => dev.write(6 * ZONE, blocks(32)))).toBe(ErrorCode.ZONE_ACTIVE_LIMIT);
+    expect(wp(dev, 6)).toBe(0);
     // nvme's requests are 512 KiB: 32 blocks is one request.
     const nvme = device('nvme');
     for (let z = 0; z < 4; z++) nvme.openZone(z);
     expect(codeOf(() => nvme.write(4 * ZONE, blocks(32)))).toBe(ErrorCode.ZONE_OPEN_LIMIT);
-    expect(codeOf(() => nvme.write(4 * ZONE, blocks(129)))).toBe(ErrorCode.DEVICE_IO);
+    expect(codeOf(() => nvme.write(4 * ZONE, blocks(129)))).toBe(ErrorCode.ZONE_OPEN_LIMIT);
   });
 
   describe('the implicitly open zone closed to make room', () => {
@@ -249,20 +261,27 @@ describe('emulated device profiles', () => {
 
   // Found by the differential test at 200 seeds (null_blk seed 41, NVMe seed 33; Linux 6.1 in the
   // VM): the kernel sends every request of a split write, so a request after a failed one that
-  // lands at the write pointer is written. The emulation stops at the first failure. Marked
-  // `fails` until the emulation goes on (issue 14): this then fails and is made a plain test.
-  it.fails('a split write goes on after a failed request: a later request at the write pointer is written (null_blk seed 41)', () => {
+  // lands at the write pointer is written. The emulation stopped at the first failure.
+  it('a split write goes on after a failed request: a later request at the write pointer is written (null_blk seed 41)', () => {
     const dev = device('null_blk');
     dev.write(3 * ZONE, blocks(31));                                 // the write pointer at 31 blocks = one 124 KiB request
-    expect(codeOf(() => dev.write(3 * ZONE, blocks(37)))).toBe(ErrorCode.DEVICE_IO); // request 1 (31 blocks at 0) off the pointer
+    // The kernel says EIO; the first request's own code is what LibzbdDevice says of a write off the pointer.
+    expect(codeOf(() => dev.write(3 * ZONE, blocks(37)))).toBe(ErrorCode.ZONE_WRITE_POINTER); // request 1 (31 blocks at 0) off the pointer
     expect(wp(dev, 3)).toBe(37 * LBS);                               // request 2 (6 blocks at 31) was at the pointer: written
   });
 
-  it.fails('the same on NVMe: a write of capacity - 2 blocks from the zone start over a 512 KiB write pointer (NVMe seed 33)', () => {
+  it('the same on NVMe: a write of capacity - 2 blocks from the zone start over a 512 KiB write pointer (NVMe seed 33)', () => {
     const dev = device('nvme', SMALL_CAPACITY);
     dev.write(4 * ZONE, blocks(128));                                // 512 KiB: one request
-    expect(codeOf(() => dev.write(4 * ZONE, Buffer.alloc(SMALL_CAPACITY.zoneCapacity - 2 * LBS, 1)))).toBe(ErrorCode.DEVICE_IO);
+    expect(codeOf(() => dev.write(4 * ZONE, Buffer.alloc(SMALL_CAPACITY.zoneCapacity - 2 * LBS, 1)))).toBe(ErrorCode.ZONE_WRITE_POINTER);
     expect(wp(dev, 4)).toBe(SMALL_CAPACITY.zoneCapacity - 2 * LBS);
+    // writeStart sends such a write at once, every request, as write does.
+    const other = device('nvme', SMALL_CAPACITY);
+    other.write(5 * ZONE, blocks(128));
+    const data = new Uint8Array(new SharedArrayBuffer(SMALL_CAPACITY.zoneCapacity - 2 * LBS));
+    expect(codeOf(() => other.writeStart(5 * ZONE, data))).toBe(ErrorCode.ZONE_WRITE_POINTER);
+    expect(wp(other, 5)).toBe(SMALL_CAPACITY.zoneCapacity - 2 * LBS);
+    expect(other.writesEnded()).toEqual([]);
   });
 });
 

@@ -168,9 +168,9 @@ for (const path of DEVICES) {
       expect(blkzoneWritePointer(path, start) ?? z.wp).toBe(start);
     });
 
-    it('reads zeroes between a FULL zone\'s capacity and its size, without asking the drive', () => {
+    it('reads zeroes between a FULL zone\'s capacity and its size, without asking the drive', ({ skip }) => {
       const { zoneSize, zoneCapacity, logicalBlockSize: lbs } = dev.geometry;
-      if (zoneCapacity === zoneSize) return; // no such bytes on this device
+      if (zoneCapacity === zoneSize) skip('skipped: capacity = size on this device, no such bytes');
       const start = 5 * zoneSize;
       dev.write(start, Buffer.alloc(lbs, 3));
       dev.finishZone(5);
