@@ -14,7 +14,6 @@
  *   pasted `$ command` output is a generated sample (tools/docSamples.ts), and the committed
  *   samples equal what the generator makes now.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DocFence, type DocProgram, docFences, docPrograms } from './helpers/docBlocks.js';
 import { type RedisServer, redisUnavailable, startRedis } from './helpers/redis.js';
+import { type RunResult, runProgram as runProcess } from './helpers/run.js';
 import { type SampleRegion, type Samples, generateSamples, sampleRegions, staleFiles } from '../tools/docSamples.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -97,52 +97,8 @@ const SH_PREAMBLE = (cli: string) => `set -euo pipefail
 npx() { if [ "\${1-}" = zns-slab ]; then shift; node ${JSON.stringify(cli)} "$@"; else command npx "$@"; fi; }
 `;
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-/**
- * Runs a program in a process group of its own. When it ends (or is killed at the time limit),
- * whatever it left running in the background is killed with it, and its output is what it
- * wrote until then: a forgotten `&` fails the test instead of hanging it.
- */
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<RunResult> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // the group is gone already
-      }
-    };
-    const timer = setTimeout(killGroup, PROGRAM_TIMEOUT_MS);
-    child.once('error', reject);
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      // let the pipes drain, then end what the program left behind (closing the pipes too)
-      let leftBehind = false;
-      const leftovers = setTimeout(() => {
-        leftBehind = true;
-        killGroup();
-      }, 2_000);
-      child.once('close', () => {
-        clearTimeout(leftovers);
-        killGroup();
-        if (leftBehind) stderr += '\n[docs.test.ts: the program ended with processes of its own still running: killed]';
-        resolve({ code: leftBehind && code === 0 ? 1 : code, signal, stdout, stderr, ms: performance.now() - started });
-      });
-    });
-  });
+  return runProcess(cmd, args, { cwd, env, timeoutMs: PROGRAM_TIMEOUT_MS });
 }
 
 let redis: RedisServer | undefined;

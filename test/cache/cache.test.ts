@@ -6,10 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Cache, ErrorCode, MAX_KEY_BYTES, ZnsSlabError, openCache, openStore } from '../../index.js';
+import { type Cache, ErrorCode, MAX_KEY_BYTES, openCache, openStore } from '../../index.js';
 import { hashString } from '../../cache/keyIndex.js';
 import { CHECKPOINT_FILE } from '../../cache/checkpoint.js';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/store.js';
 
 const MiB = 1024 * 1024;
 const cleanups: (() => void)[] = [];
@@ -26,16 +27,6 @@ function folder(): string {
 function fakeClock(start = 1_700_000_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
   return { now: () => t, advance: (ms) => (t += ms) };
-}
-
-function code(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ZnsSlabError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('values and keys', () => {
@@ -102,35 +93,35 @@ describe('bad input: a coded error, nothing stored half-way', () => {
     const cache = openCache(dir, { maxBytes: 8 * MiB });
     cache.set('k', 'old');
     const sizeBefore = cache.size;
-    expect(code(() => cache.set(5 as unknown as string, 'v'))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => cache.get({} as unknown as string))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => cache.set('x'.repeat(MAX_KEY_BYTES + 1), 'v'))).toBe(ErrorCode.KEY_TOO_LONG);
-    expect(code(() => cache.set('é'.repeat(MAX_KEY_BYTES / 2 + 1), 'v'))).toBe(ErrorCode.KEY_TOO_LONG); // UTF-8 bytes count
-    expect(code(() => cache.set('k', () => 1))).toBe(ErrorCode.VALUE_ENCODING);
-    expect(code(() => cache.set('k', Symbol('s')))).toBe(ErrorCode.VALUE_ENCODING);
-    for (const ttl of [Number.NaN, -1, Number.POSITIVE_INFINITY, '5']) expect(code(() => cache.set('k', 'v', { ttl: ttl as number }))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => cache.set('k', Buffer.alloc(cache.store.maxObjectSize)))).toBe(ErrorCode.OBJECT_TOO_LARGE);
+    expect(codeOf(() => cache.set(5 as unknown as string, 'v'))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => cache.get({} as unknown as string))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => cache.set('x'.repeat(MAX_KEY_BYTES + 1), 'v'))).toBe(ErrorCode.KEY_TOO_LONG);
+    expect(codeOf(() => cache.set('é'.repeat(MAX_KEY_BYTES / 2 + 1), 'v'))).toBe(ErrorCode.KEY_TOO_LONG); // UTF-8 bytes count
+    expect(codeOf(() => cache.set('k', () => 1))).toBe(ErrorCode.VALUE_ENCODING);
+    expect(codeOf(() => cache.set('k', Symbol('s')))).toBe(ErrorCode.VALUE_ENCODING);
+    for (const ttl of [Number.NaN, -1, Number.POSITIVE_INFINITY, '5']) expect(codeOf(() => cache.set('k', 'v', { ttl: ttl as number }))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => cache.set('k', Buffer.alloc(cache.store.maxObjectSize)))).toBe(ErrorCode.OBJECT_TOO_LARGE);
     expect(cache.size).toBe(sizeBefore);
     expect(cache.get('k')).toBe('old');
     cache.verify();
     cache.close();
-    expect(code(() => cache.get('k'))).toBe(ErrorCode.CLOSED);
-    expect(code(() => openCache(folder(), { maxBytes: 1000 }))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => openCache(folder(), {}))).toBe(ErrorCode.INVALID_ARGUMENT); // maxBytes needed to create
-    expect(code(() => openCache(folder(), { maxBytes: 8 * MiB, ttl: 5 } as never))).toBe(ErrorCode.INVALID_ARGUMENT);
-    expect(code(() => openCache(folder(), { maxBytes: 8 * MiB, clock: 5 as never }))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => cache.get('k'))).toBe(ErrorCode.CLOSED);
+    expect(codeOf(() => openCache(folder(), { maxBytes: 1000 }))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => openCache(folder(), {}))).toBe(ErrorCode.INVALID_ARGUMENT); // maxBytes needed to create
+    expect(codeOf(() => openCache(folder(), { maxBytes: 8 * MiB, ttl: 5 } as never))).toBe(ErrorCode.INVALID_ARGUMENT);
+    expect(codeOf(() => openCache(folder(), { maxBytes: 8 * MiB, clock: 5 as never }))).toBe(ErrorCode.INVALID_ARGUMENT);
   });
 
   it('a cache folder is not a store to write, and a store folder is not a cache', () => {
     const cacheDir = folder();
     openCache(cacheDir, { maxBytes: 8 * MiB }).close();
-    expect(code(() => openStore(cacheDir))).toBe(ErrorCode.IS_A_CACHE);
+    expect(codeOf(() => openStore(cacheDir))).toBe(ErrorCode.IS_A_CACHE);
     const ro = openStore(cacheDir, { readOnly: true }); // inspection is fine
     expect(ro.statsGlobal().epochs.length).toBeGreaterThan(0);
     ro.close();
     const storeDir = folder();
     openStore(storeDir).close();
-    expect(code(() => openCache(storeDir, { maxBytes: 8 * MiB }))).toBe(ErrorCode.NOT_A_CACHE);
+    expect(codeOf(() => openCache(storeDir, { maxBytes: 8 * MiB }))).toBe(ErrorCode.NOT_A_CACHE);
     openStore(storeDir).close(); // and the refusal changed nothing
     openCache(cacheDir).close(); // maxBytes comes from the saved descriptor
   });

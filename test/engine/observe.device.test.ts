@@ -7,12 +7,12 @@
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Observation, Observer, observe } from '../../engine/observe.js';
+import { observe } from '../../engine/observe.js';
 import { openStore } from '../../engine/store.js';
 import { ZONE_CONDITION_NAMES } from '../../zns/device.js';
 import { openLibzbdDevice } from '../../zns/libzbd.js';
 import { payload } from '../fixtures/payload.mjs';
-import { startLiveWriter } from '../helpers/liveWriter.js';
+import { observeSnapshots, startLiveWriter, stopStillWriting } from '../helpers/liveWriter.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const devices = (process.env.ZNS_TEST_DEVICES ?? '').split(',').map((d) => d.trim()).filter(Boolean);
@@ -23,8 +23,6 @@ const PAUSE_MS = 150;
 
 if (devices.length === 0) process.stderr.write('observe.device.test: no ZNS_TEST_DEVICES given; the suites are not registered\n');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe.runIf(devices.length > 0)('observing a store on a real zoned device', () => {
   for (const device of devices) {
     it(`${device}: read-only beside the writer, the kernel's conditions and write pointers; the writer never notices`, async () => {
@@ -32,16 +30,7 @@ describe.runIf(devices.length > 0)('observing a store on a real zoned device', (
       const dir = path.join(tmp.dir, 'store');
       const writer = await startLiveWriter(dir, { storeOptions: { device, overwriteDevice: true }, tickMs: 40, perTick: 30 });
       try {
-        const observer = new Observer(dir);
-        const snapshots: Observation[] = [];
-        try {
-          for (let k = 0; k < SNAPSHOTS; k++) {
-            snapshots.push(observer.observe());
-            await sleep(PAUSE_MS);
-          }
-        } finally {
-          observer.close();
-        }
+        const snapshots = await observeSnapshots(dir, writer, SNAPSHOTS, PAUSE_MS);
         for (const s of snapshots) {
           expect(s.device.kind).toBe('libzbd');
           expect(s.device.path).toBe(device);
@@ -53,10 +42,7 @@ describe.runIf(devices.length > 0)('observing a store on a real zoned device', (
         // A kernel device reports open zones as such: the writer's head is open while it writes.
         expect(snapshots.some((s) => s.zones.some((z) => z.condition === 'implicit-open' || z.condition === 'explicit-open'))).toBe(true);
 
-        const ticks = writer.ticks();
-        await writer.moreTicks(2);
-        const { live } = await writer.stop();
-        expect(writer.ticks()).toBeGreaterThan(ticks);
+        const live = await stopStillWriting(writer);
 
         // Idle: the observer's zones are the kernel's, and its stats the store's own.
         const idle = observe(dir);

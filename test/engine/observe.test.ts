@@ -9,7 +9,7 @@ import { type Observation, Observer, observe } from '../../engine/observe.js';
 import { openStore } from '../../engine/store.js';
 import { createEmulatedDevice, emulatedZoneFile } from '../../zns/emulated.js';
 import { payload } from '../fixtures/payload.mjs';
-import { LIVE_GEOMETRY, type LiveWriter, startLiveWriter } from '../helpers/liveWriter.js';
+import { LIVE_GEOMETRY, type LiveWriter, observeSnapshots, startLiveWriter } from '../helpers/liveWriter.js';
 import { SMALL_GEOMETRY, codeOf } from '../helpers/store.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -63,16 +63,7 @@ describe('Observer', () => {
     // The store is locked: the read-only open the other tools use is refused.
     expect(codeOf(() => openStore(dir, { readOnly: true }))).toBe('ERR_STORE_LOCKED');
 
-    const observer = new Observer(dir);
-    const snapshots: Observation[] = [];
-    try {
-      for (let k = 0; k < SNAPSHOTS; k++) {
-        snapshots.push(observer.observe());
-        await sleep(PAUSE_MS);
-      }
-    } finally {
-      observer.close();
-    }
+    const snapshots = await observeSnapshots(dir, writer, SNAPSHOTS, PAUSE_MS);
     for (const s of snapshots) {
       expect(s.kind).toBe('store');
       expect(s.device.inUseBy).toBe(writer.pid);

@@ -176,7 +176,7 @@ describe.each([
     }
   });
 
-  it.skipIf(skip)('getMany keeps queueDepth reads in flight, no more, and returns the buffers in order', async () => {
+  it.skipIf(skip)('getMany keeps queueDepth reads in flight, no more, and returns the buffers in order' + (skip ? ` (skipped: ${os.tmpdir()} refuses O_DIRECT)` : ''), async () => {
     const fx = storeFixture();
     try {
       let store = open(fx);
@@ -200,7 +200,7 @@ describe.each([
     }
   });
 
-  it.skipIf(skip)('a handle freed, or its epoch closed and zones reset, while its read is in flight is ERR_STALE_HANDLE, never bytes', async () => {
+  it.skipIf(skip)('a handle freed, or its epoch closed and zones reset, while its read is in flight is ERR_STALE_HANDLE, never bytes' + (skip ? ` (skipped: ${os.tmpdir()} refuses O_DIRECT)` : ''), async () => {
     const fx = storeFixture();
     try {
       let store = open(fx);
@@ -249,7 +249,7 @@ describe.each([
     }
   });
 
-  it.skipIf(skip)('an object moved by zone GC while its read is in flight comes back right, even when the old place is gone by the time the device reads', async () => {
+  it.skipIf(skip)('an object moved by zone GC while its read is in flight comes back right, even when the old place is gone by the time the device reads' + (skip ? ` (skipped: ${os.tmpdir()} refuses O_DIRECT)` : ''), async () => {
     const fx = storeFixture();
     try {
       let store = open(fx, { gc: false });
@@ -281,7 +281,7 @@ describe.each([
     }
   });
 
-  it.skipIf(skip)('a store closed while reads are in flight rejects them with ERR_CLOSED', async () => {
+  it.skipIf(skip)('a store closed while reads are in flight rejects them with ERR_CLOSED' + (skip ? ` (skipped: ${os.tmpdir()} refuses O_DIRECT)` : ''), async () => {
     const fx = storeFixture();
     try {
       let store = open(fx);

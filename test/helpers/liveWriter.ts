@@ -2,6 +2,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
+import { type Observation, Observer } from '../../engine/observe.js';
+import { type Store, openStore } from '../../engine/store.js';
+import { payload } from '../fixtures/payload.mjs';
 import type { DeviceGeometry } from '../../zns/device.js';
 
 const fixture = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'liveWriter.mjs');
@@ -26,7 +30,7 @@ export interface LiveWriter {
   /** Resolves once `n` more ticks are done. */
   moreTicks(n: number): Promise<void>;
   /** SIGTERM: the writer flushes and closes; resolves with what it left live. */
-  stop(): Promise<{ live: [string, number, number][]; puts: number; ticks: number }>;
+  stop(): Promise<{ live: LiveObject[]; puts: number; ticks: number }>;
   /** stderr so far (for failure messages). */
   stderr(): string;
 }
@@ -87,4 +91,48 @@ export async function startLiveWriter(dir: string, options: { geometry?: DeviceG
       }),
     stderr: () => stderr,
   };
+}
+
+/**
+ * `count` observations of the store in `dir` by one read-only Observer, `pauseMs` apart, beside
+ * `writer`; the last waits for two more of its ticks (each puts and flushes), so the snapshots
+ * span its writes however slow a loaded machine makes it.
+ */
+export async function observeSnapshots(dir: string, writer: LiveWriter, count: number, pauseMs: number): Promise<Observation[]> {
+  const observer = new Observer(dir);
+  const snapshots: Observation[] = [];
+  try {
+    for (let k = 0; k < count; k++) {
+      if (k === count - 1) await writer.moreTicks(2);
+      snapshots.push(observer.observe());
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  } finally {
+    observer.close();
+  }
+  return snapshots;
+}
+
+/** An object the writer left live: its handle, and the payload's seed and index. */
+export type LiveObject = [handle: string, seed: number, index: number];
+
+/** Stops the writer after two more ticks, so that it is shown to have gone on through whatever the test did; what it left live. */
+export async function stopStillWriting(writer: LiveWriter): Promise<LiveObject[]> {
+  const ticks = writer.ticks();
+  await writer.moreTicks(2);
+  const { live } = await writer.stop();
+  expect(writer.ticks()).toBeGreaterThan(ticks);
+  return live;
+}
+
+/** The store in `dir` opens and serves every object in `live`, byte for byte; `then` runs on it before it closes. */
+export function expectServesLive(dir: string, live: LiveObject[], then?: (store: Store) => void): void {
+  expect(live.length).toBeGreaterThan(0);
+  const store = openStore(dir);
+  try {
+    for (const [h, seed, i] of live) expect(store.get(BigInt(h)).equals(payload(seed, i))).toBe(true);
+    then?.(store);
+  } finally {
+    store.close();
+  }
 }

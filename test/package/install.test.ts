@@ -13,7 +13,7 @@
  * install script still runs but needs neither GitHub nor a compiler. Skipped, saying why, when
  * the npm registry cannot be reached or this is not a git checkout.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DocProgram, docFences, docPrograms } from '../helpers/docBlocks.js';
+import { type RunResult, runProgram } from '../helpers/run.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const README = path.join(root, 'README.md');
@@ -45,29 +46,8 @@ function cannotRun(): string | undefined {
 const skip = cannotRun();
 if (skip !== undefined) process.stderr.write(`test/package/install.test.ts skipped: ${skip}\n`);
 
-interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
 function run(cmd: string, args: readonly string[], cwd: string, timeoutMs = PROGRAM_TIMEOUT_MS, env: NodeJS.ProcessEnv = ENV): Promise<RunResult> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
-    });
-  });
+  return runProgram(cmd, args, { cwd, env, timeoutMs });
 }
 
 /** The run, which must have exited 0 (else an error with its output). */

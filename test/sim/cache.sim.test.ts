@@ -9,13 +9,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Cache, openCacheWith } from '../../cache/cache.js';
-import { ErrorCode, ZnsSlabError } from '../../errors.js';
+import { ErrorCode } from '../../errors.js';
 import { CACHE_CI_OPS, CACHE_CI_SEEDS } from '../../sim/cli.js';
 import { type CacheOp, cacheConfigFor, runCacheOps, runCacheSeed } from '../../sim/cacheRunner.js';
 import { FaultController, FaultyDevice } from '../../sim/faults.js';
 import { Rng } from '../../sim/rng.js';
 import { createEmulatedDevice, openEmulatedDevice } from '../../zns/emulated.js';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const replayDir = path.join(here, 'replays-cache');
@@ -99,16 +100,6 @@ function simCache(): { cache: () => Cache; clock: { now: number }; ctl: FaultCon
       open();
     },
   };
-}
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ZnsSlabError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 describe('found by the cache simulator', () => {

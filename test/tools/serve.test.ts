@@ -13,10 +13,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Observation } from '../../engine/observe.js';
-import { openStore } from '../../engine/store.js';
 import type { LiveEvent } from '../../tools/serve.js';
-import { payload } from '../fixtures/payload.mjs';
-import { LIVE_GEOMETRY, type LiveWriter, startLiveWriter } from '../helpers/liveWriter.js';
+import { LIVE_GEOMETRY, type LiveWriter, expectServesLive, startLiveWriter, stopStillWriting } from '../helpers/liveWriter.js';
 import { decodePng, hslToRgb } from '../helpers/png.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -237,15 +235,6 @@ describe('zns-slab serve', () => {
     server.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(serverErr).toContain('zns-slab serve: stopped');
-    const ticks = writer.ticks();
-    await writer.moreTicks(2);
-    const { live } = await writer.stop();
-    expect(writer.ticks()).toBeGreaterThan(ticks);
-    const s = openStore(store);
-    try {
-      for (const [h, seed, i] of live) expect(s.get(BigInt(h)).equals(payload(seed, i))).toBe(true);
-    } finally {
-      s.close();
-    }
+    expectServesLive(store, await stopStillWriting(writer));
   });
 });

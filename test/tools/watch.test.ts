@@ -8,10 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Observation, Observer } from '../../engine/observe.js';
-import { openStore } from '../../engine/store.js';
 import { renderFrame } from '../../tools/watch.js';
-import { payload } from '../fixtures/payload.mjs';
-import { LIVE_GEOMETRY, type LiveWriter, startLiveWriter } from '../helpers/liveWriter.js';
+import { LIVE_GEOMETRY, type LiveWriter, expectServesLive, startLiveWriter, stopStillWriting } from '../helpers/liveWriter.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -199,18 +197,9 @@ describe('zns-slab zones --watch in a terminal' + NO_TMUX, () => {
 
 describe('the store after being watched', () => {
   it('the writer kept writing and its store opens and serves its objects', async () => {
-    const ticks = writer.ticks();
-    await writer.moreTicks(2);
-    const { live } = await writer.stop();
-    expect(writer.ticks()).toBeGreaterThan(ticks);
-    const s = openStore(store);
-    try {
-      expect(live.length).toBeGreaterThan(0);
-      for (const [h, seed, i] of live) expect(s.get(BigInt(h)).equals(payload(seed, i))).toBe(true);
+    expectServesLive(store, await stopStillWriting(writer), (s) => {
       s.put(Buffer.from('written after the watch'));
       s.flush();
-    } finally {
-      s.close();
-    }
+    });
   });
 });

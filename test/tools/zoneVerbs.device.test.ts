@@ -18,7 +18,7 @@ import { openStore } from '../../engine/store.js';
 import { ErrorCode } from '../../errors.js';
 import { ZONE_CONDITION_NAMES, ZoneCondition, type Zone, effectiveLimit } from '../../zns/device.js';
 import { openLibzbdDevice } from '../../zns/libzbd.js';
-import { ZoneToolExit } from '../../tools/zoneVerbs.js';
+import { type ZoneOpResult, ZoneToolExit } from '../../tools/zoneVerbs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const DEVICES = (process.env['ZNS_TEST_DEVICES'] ?? '')
@@ -33,18 +33,6 @@ const TEST_TIMEOUT_MS = 300_000;
 
 const SKIP_REASON = 'no zoned device given (ZNS_TEST_DEVICES is empty); `npm run test:zoned` runs them in a VM';
 if (DEVICES.length === 0) process.stderr.write(`zoneVerbs.device.test.ts: ${SKIP_REASON}: suites skipped\n`);
-
-interface Row {
-  zone: number;
-  conditionBefore: string;
-  conditionAfter: string | null;
-  writePointerBefore: number;
-  writePointerAfter: number | null;
-  skipped: string | null;
-  ok: boolean;
-  code: string | null;
-  owner: string | null;
-}
 
 function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', input: '' });
@@ -148,7 +136,7 @@ describe.runIf(DEVICES.length > 0)('zns-slab zones verbs on kernel devices', () 
 
         let r = run('zones', 'open', device, '2-4');
         expect(r.status, r.stderr).toBe(0);
-        expect((JSON.parse(r.stdout) as Row[]).map((x) => [x.zone, x.conditionBefore, x.conditionAfter])).toEqual([
+        expect((JSON.parse(r.stdout) as ZoneOpResult[]).map((x) => [x.zone, x.conditionBefore, x.conditionAfter])).toEqual([
           [2, 'closed', 'explicit-open'],
           [3, 'empty', 'explicit-open'],
           [4, 'empty', 'explicit-open'],
@@ -160,7 +148,7 @@ describe.runIf(DEVICES.length > 0)('zns-slab zones verbs on kernel devices', () 
 
         r = run('zones', 'close', device, '0-4');
         expect(r.status, r.stderr).toBe(0);
-        expect((JSON.parse(r.stdout) as Row[]).map((x) => [x.zone, x.conditionAfter, x.skipped])).toEqual([
+        expect((JSON.parse(r.stdout) as ZoneOpResult[]).map((x) => [x.zone, x.conditionAfter, x.skipped])).toEqual([
           [0, 'closed', 'already closed'],
           [1, 'empty', 'not open (empty)'],
           [2, 'closed', null],
@@ -176,7 +164,7 @@ describe.runIf(DEVICES.length > 0)('zns-slab zones verbs on kernel devices', () 
 
         r = run('zones', 'reset', device, '0-3', '--yes');
         expect(r.status, r.stderr).toBe(0);
-        expect((JSON.parse(r.stdout) as Row[]).map((x) => x.skipped)).toEqual([null, null, null, 'already empty']);
+        expect((JSON.parse(r.stdout) as ZoneOpResult[]).map((x) => x.skipped)).toEqual([null, null, null, 'already empty']);
         zones = expectZones(device, 0, ['empty', 'empty', 'empty', 'empty']);
         expect(zones.slice(0, 4).map((z) => z.writePointer - z.start)).toEqual([0, 0, 0, 0]);
       });
@@ -196,7 +184,7 @@ describe.runIf(DEVICES.length > 0)('zns-slab zones verbs on kernel devices', () 
         const opened = Math.min(maxOpen, maxActive - 2);
         const r = run('zones', 'open', device, `3-${3 + opened}`);
         expect(r.status, r.stderr).toBe(ZoneToolExit.ZONES_FAILED);
-        const rows = JSON.parse(r.stdout) as Row[];
+        const rows = JSON.parse(r.stdout) as ZoneOpResult[];
         expect(rows.filter((x) => x.ok).map((x) => x.conditionAfter)).toEqual(Array(opened).fill('explicit-open'));
         expect(rows.at(-1)).toMatchObject({ ok: false, code: limitCode, conditionAfter: 'empty' });
         expect(r.stderr).toMatch(new RegExp(`${opened} done, 0 needed nothing, 1 failed`));

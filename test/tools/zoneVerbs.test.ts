@@ -12,7 +12,7 @@ import { openStore } from '../../engine/store.js';
 import { ErrorCode } from '../../errors.js';
 import { ZONE_CONDITION_NAMES, type Zone } from '../../zns/device.js';
 import { createEmulatedDevice, openEmulatedDevice } from '../../zns/emulated.js';
-import { ZoneToolExit } from '../../tools/zoneVerbs.js';
+import { type ZoneOpResult, ZoneToolExit } from '../../tools/zoneVerbs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -37,20 +37,6 @@ interface Run {
 function run(args: string[], input = ''): Run {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', input });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-interface Row {
-  zone: number;
-  start: number;
-  conditionBefore: string;
-  writePointerBefore: number;
-  conditionAfter: string | null;
-  writePointerAfter: number | null;
-  skipped: string | null;
-  ok: boolean;
-  code: string | null;
-  message: string | null;
-  owner: string | null;
 }
 
 /** The device's zones, read back by a fresh opener. */
@@ -221,7 +207,7 @@ describe('zns-slab zones reset|open|close|finish', () => {
     expect(names(report(dir)).slice(0, 3)).toEqual(['empty', 'full', 'closed']);
     const range = run(['zones', 'reset', dir, '0-3', '--yes']);
     expect(range.status, range.stderr).toBe(0);
-    const rows = JSON.parse(range.stdout) as Row[];
+    const rows = JSON.parse(range.stdout) as ZoneOpResult[];
     expect(rows.map((r) => [r.zone, r.conditionBefore, r.conditionAfter, r.skipped])).toEqual([
       [0, 'empty', 'empty', 'already empty'],
       [1, 'full', 'empty', null],
@@ -241,7 +227,7 @@ describe('zns-slab zones reset|open|close|finish', () => {
     expect(names(report(dir)).slice(0, 5)).toEqual(['closed', 'full', 'closed', 'explicit-open', 'empty']);
     const opened = run(['zones', 'open', dir, '--range', '2-3']);
     expect(opened.status, opened.stderr).toBe(0);
-    expect((JSON.parse(opened.stdout) as Row[]).map((r) => [r.conditionBefore, r.conditionAfter, r.skipped])).toEqual([
+    expect((JSON.parse(opened.stdout) as ZoneOpResult[]).map((r) => [r.conditionBefore, r.conditionAfter, r.skipped])).toEqual([
       ['closed', 'explicit-open', null],
       ['explicit-open', 'explicit-open', 'already open'],
     ]);
@@ -254,7 +240,7 @@ describe('zns-slab zones reset|open|close|finish', () => {
 
     const closed = run(['zones', 'close', dir, '0-4']);
     expect(closed.status, closed.stderr).toBe(0);
-    expect((JSON.parse(closed.stdout) as Row[]).map((r) => [r.zone, r.conditionAfter, r.skipped])).toEqual([
+    expect((JSON.parse(closed.stdout) as ZoneOpResult[]).map((r) => [r.zone, r.conditionAfter, r.skipped])).toEqual([
       [0, 'closed', 'already closed'],
       [1, 'full', 'not open (full)'],
       [2, 'closed', null], // written: closed
@@ -286,7 +272,7 @@ describe('zns-slab zones reset|open|close|finish', () => {
     createEmulatedDevice(dir, GEOMETRY).close();
     const r = run(['zones', 'open', dir, '0-3']);
     expect(r.status).toBe(ZoneToolExit.ZONES_FAILED);
-    const rows = JSON.parse(r.stdout) as Row[];
+    const rows = JSON.parse(r.stdout) as ZoneOpResult[];
     expect(rows.map((x) => [x.zone, x.ok, x.code, x.conditionAfter])).toEqual([
       [0, true, null, 'explicit-open'],
       [1, true, null, 'explicit-open'],
@@ -304,7 +290,7 @@ describe('zns-slab zones reset|open|close|finish', () => {
     const before = report(dir);
     const r = run(['zones', 'reset', dir, '0-2', '--dry-run']);
     expect(r.status, r.stderr).toBe(0);
-    const rows = JSON.parse(r.stdout) as Row[];
+    const rows = JSON.parse(r.stdout) as ZoneOpResult[];
     expect(rows.map((x) => [x.conditionBefore, x.conditionAfter, x.writePointerAfter])).toEqual([
       ['closed', null, null],
       ['full', null, null],
@@ -421,7 +407,7 @@ describe('zones a store owns', () => {
     const zone = s.owned[0]!;
     const r = run(['zones', 'reset', s.dir, String(zone), '--force', '--yes']);
     expect(r.status, r.stderr).toBe(0);
-    const [row] = JSON.parse(r.stdout) as Row[];
+    const [row] = JSON.parse(r.stdout) as ZoneOpResult[];
     expect(row).toMatchObject({ zone, ok: true, conditionAfter: 'empty', writePointerAfter: zone * MIB, owner: s.storeId });
     expect(r.stderr).toMatch(/--force: zone \d+ belonged to a store\. .*ERR_DEVICE_MISMATCH/);
     expect(report(path.join(s.dir, 'device'))[zone]!.writePointer).toBe(zone * MIB);

@@ -35,6 +35,8 @@ function takesDirect(dir: string): boolean {
 
 const tmpTakesDirect = takesDirect(os.tmpdir());
 const NO_DIRECT_REASON = `${os.tmpdir()} refuses O_DIRECT here`;
+/** A title's note when the O_DIRECT tests cannot run. */
+const NO_DIRECT_NOTE = tmpTakesDirect ? '' : ` (skipped: ${NO_DIRECT_REASON})`;
 /** A filesystem that refuses O_DIRECT, if this machine has one mounted (tmpfs before Linux 6.6). */
 const refusing = ['/dev/shm', '/run', '/run/user'].find((d) => {
   try {
@@ -116,7 +118,7 @@ describe('aligned buffers (zns/aligned.ts)', () => {
 });
 
 describe('emulated device, direct mode', () => {
-  it.skipIf(!tmpTakesDirect)('opens its zone files with O_DIRECT and says so; a buffered device does not', () => {
+  it.skipIf(!tmpTakesDirect)('opens its zone files with O_DIRECT and says so; a buffered device does not' + NO_DIRECT_NOTE, () => {
     const tmp = tempDir();
     try {
       const directDir = path.join(tmp.dir, 'direct');
@@ -151,7 +153,7 @@ describe('emulated device, direct mode', () => {
     }
   });
 
-  it.skipIf(!tmpTakesDirect)('writes from unaligned memory (a pool slice, an odd view) and reads into unaligned targets', () => {
+  it.skipIf(!tmpTakesDirect)('writes from unaligned memory (a pool slice, an odd view) and reads into unaligned targets' + NO_DIRECT_NOTE, () => {
     const tmp = tempDir();
     try {
       const dev = createEmulatedDevice(path.join(tmp.dir, 'dev'), GEOMETRY, { direct: true });
@@ -206,7 +208,7 @@ describe.each([
   ['buffered', false],
   ['direct', true],
 ] as const)('emulated device readAsync, %s', (_name, direct) => {
-  it.skipIf(direct && !tmpTakesDirect)('keeps each zone fd open while its reads are in flight, across more zones than the fd cache holds', async () => {
+  it.skipIf(direct && !tmpTakesDirect)('keeps each zone fd open while its reads are in flight, across more zones than the fd cache holds' + (direct ? NO_DIRECT_NOTE : ''), async () => {
     const tmp = tempDir();
     const dir = path.join(tmp.dir, 'dev');
     try {
@@ -245,7 +247,7 @@ describe.each([
     }
   });
 
-  it.skipIf(direct && !tmpTakesDirect)('a reset while reads are in flight neither breaks them nor leaks their fd; close leaves no fd behind', async () => {
+  it.skipIf(direct && !tmpTakesDirect)('a reset while reads are in flight neither breaks them nor leaks their fd; close leaves no fd behind' + (direct ? NO_DIRECT_NOTE : ''), async () => {
     const tmp = tempDir();
     const dir = path.join(tmp.dir, 'dev');
     try {
@@ -273,7 +275,7 @@ describe.each([
     }
   });
 
-  it.skipIf(direct && !tmpTakesDirect)('a read failure comes back as ERR_DEVICE_IO with the errno as cause', async () => {
+  it.skipIf(direct && !tmpTakesDirect)('a read failure comes back as ERR_DEVICE_IO with the errno as cause' + (direct ? NO_DIRECT_NOTE : ''), async () => {
     const tmp = tempDir();
     const dir = path.join(tmp.dir, 'dev');
     try {

@@ -17,6 +17,7 @@ import {
   openEmulatedDevice,
 } from '../../zns/emulated.js';
 import { tempDir } from '../helpers/tmp.js';
+import { codeOf } from '../helpers/store.js';
 
 const KiB = 1024;
 const LBS = 4096;
@@ -35,16 +36,6 @@ function device(profile: EmulatedOpenOptions['profile'], geometry = GEOMETRY): E
   const dev = createEmulatedDevice(path.join(tmp.dir, 'dev'), geometry, profile === undefined ? {} : { profile });
   cleanups.push(tmp.cleanup, () => dev.close());
   return dev;
-}
-
-function codeOf(fn: () => void): ErrorCode | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof ZnsSlabError) return err.code;
-    throw err;
-  }
-  return undefined;
 }
 
 const blocks = (n: number, fill = 1): Buffer => Buffer.alloc(n * LBS, fill);
